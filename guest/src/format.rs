@@ -1,0 +1,295 @@
+//! The on-disk entry format, version 1 — the one place it is defined.
+//!
+//! Every entry is one file holding a fixed 44-byte header, the key, then the value.
+//! All integers are little-endian.
+//!
+//! | offset   | size        | field        | meaning                                                    |
+//! |----------|-------------|--------------|------------------------------------------------------------|
+//! | 0        | 4           | `magic`      | `b"FCAC"` — "FileCAChe"                                    |
+//! | 4        | 2           | `version`    | `1`; any other value is refused                            |
+//! | 6        | 2           | `flags`      | `0`; reserved, a non-zero value is refused                 |
+//! | 8        | 8           | `expires_at` | Unix time in milliseconds; `u64::MAX` means never          |
+//! | 16       | 4           | `key_len`    | length of the key in bytes (UTF-8)                         |
+//! | 20       | 8           | `value_len`  | length of the value in bytes                               |
+//! | 28       | 16          | `checksum`   | first 16 bytes of keyed blake3 over bytes 0..28, key, value |
+//! | 44       | `key_len`   | `key`        | the key itself (detects hash collisions, allows listing)   |
+//! | 44+k     | `value_len` | `value`      | the value                                                  |
+//!
+//! The file length must be exactly `44 + key_len + value_len`. The checksum key is
+//! `blake3::derive_key(CHECKSUM_CONTEXT, b"")`, so a file of any other origin (or a
+//! torn write) fails the check. Decoding never panics: a short file, wrong magic,
+//! unknown version or flags, length mismatch, bad checksum or non-UTF-8 key is a
+//! [`DecodeError`], which the store treats as a miss and removes.
+
+use std::sync::LazyLock;
+
+/// The four bytes every entry file starts with.
+pub const MAGIC: [u8; 4] = *b"FCAC";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Size of the fixed header, in bytes.
+pub const HEADER_LEN: usize = 44;
+/// `expires_at` value meaning "never expires".
+pub const NEVER: u64 = u64::MAX;
+/// blake3 key-derivation context of the checksum (changing it changes the format).
+pub const CHECKSUM_CONTEXT: &str = "filecache 2026-11 entry checksum v1";
+
+const CHECKED_HEADER_LEN: usize = 28;
+const CHECKSUM_LEN: usize = 16;
+
+static CHECKSUM_KEY: LazyLock<[u8; 32]> =
+    LazyLock::new(|| blake3::derive_key(CHECKSUM_CONTEXT, b""));
+
+/// Why bytes are not a valid entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer bytes than the header.
+    #[error("file is {len} bytes, shorter than the {HEADER_LEN}-byte header")]
+    TooShort {
+        /// Length of the file (or of the bytes read).
+        len: usize,
+    },
+    /// The first four bytes are not [`MAGIC`].
+    #[error("bad magic bytes {found:02x?}")]
+    BadMagic {
+        /// The bytes found.
+        found: [u8; 4],
+    },
+    /// A version this build does not know.
+    #[error("unknown format version {found} (this build reads {VERSION})")]
+    UnknownVersion {
+        /// The version found.
+        found: u16,
+    },
+    /// Reserved flag bits are set.
+    #[error("unknown flags {found:#06x}")]
+    UnknownFlags {
+        /// The flags found.
+        found: u16,
+    },
+    /// The lengths in the header do not add up to the file length.
+    #[error("header announces {expected} bytes but the file has {actual}")]
+    LengthMismatch {
+        /// Length the header implies.
+        expected: u128,
+        /// Actual length.
+        actual: u64,
+    },
+    /// The checksum does not match the content.
+    #[error("checksum mismatch")]
+    BadChecksum,
+    /// The stored key is not UTF-8.
+    #[error("stored key is not UTF-8")]
+    KeyNotUtf8,
+}
+
+/// A decoded entry, borrowing from the file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Expiry in Unix milliseconds, [`NEVER`] for none.
+    pub expires_at: u64,
+    /// The stored key.
+    pub key: &'a str,
+    /// Offset of the value within the decoded bytes.
+    pub value_offset: usize,
+    /// The stored value.
+    pub value: &'a [u8],
+}
+
+impl EntryRef<'_> {
+    /// Whether the entry is expired at `now_ms` (Unix milliseconds).
+    pub fn is_expired_at(&self, now_ms: u64) -> bool {
+        is_expired(self.expires_at, now_ms)
+    }
+}
+
+/// Encodes the header and key of an entry; the value follows them in the file.
+///
+/// Returned buffer has `HEADER_LEN + key.len()` bytes and spare capacity for
+/// `spare` more, so small values can be appended without reallocation.
+pub fn encode_head(expires_at: u64, key: &str, value: &[u8], spare: usize) -> Vec<u8> {
+    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    let mut buf = Vec::with_capacity(HEADER_LEN + key.len() + spare);
+    buf.extend_from_slice(&MAGIC);
+    buf.extend_from_slice(&VERSION.to_le_bytes());
+    buf.extend_from_slice(&0u16.to_le_bytes());
+    buf.extend_from_slice(&expires_at.to_le_bytes());
+    buf.extend_from_slice(&key_len.to_le_bytes());
+    buf.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    let checksum = checksum(&buf[..CHECKED_HEADER_LEN], key.as_bytes(), value);
+    buf.extend_from_slice(&checksum);
+    buf.extend_from_slice(key.as_bytes());
+    buf
+}
+
+/// Encodes a whole entry into one buffer.
+pub fn encode(expires_at: u64, key: &str, value: &[u8]) -> Vec<u8> {
+    let mut buf = encode_head(expires_at, key, value, value.len());
+    buf.extend_from_slice(value);
+    buf
+}
+
+/// The fixed header of an entry, checked for everything but the checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Expiry in Unix milliseconds, [`NEVER`] for none.
+    pub expires_at: u64,
+    /// Length of the key in bytes.
+    pub key_len: usize,
+    /// Length of the value in bytes.
+    pub value_len: u64,
+    checksum: [u8; CHECKSUM_LEN],
+}
+
+impl Head {
+    /// Whether the entry is expired at `now_ms` (Unix milliseconds).
+    pub fn is_expired_at(&self, now_ms: u64) -> bool {
+        is_expired(self.expires_at, now_ms)
+    }
+}
+
+/// Decodes the header from the first bytes of a file of `file_len` bytes: checks
+/// magic, version, flags and that the lengths add up to `file_len`. Cheap checks
+/// only — the checksum needs the whole file ([`decode`]).
+///
+/// # Errors
+/// A [`DecodeError`] naming the first check that fails.
+pub fn decode_head(bytes: &[u8], file_len: u64) -> Result<Head, DecodeError> {
+    let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::TooShort {
+        len: usize::try_from(file_len).unwrap_or(usize::MAX).min(bytes.len()),
+    })?;
+    let magic: [u8; 4] = array(&header[0..4]);
+    if magic != MAGIC {
+        return Err(DecodeError::BadMagic { found: magic });
+    }
+    let version = u16::from_le_bytes(array(&header[4..6]));
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion { found: version });
+    }
+    let flags = u16::from_le_bytes(array(&header[6..8]));
+    if flags != 0 {
+        return Err(DecodeError::UnknownFlags { found: flags });
+    }
+    let key_len = u32::from_le_bytes(array(&header[16..20]));
+    let value_len = u64::from_le_bytes(array(&header[20..28]));
+    let expected = HEADER_LEN as u128 + u128::from(key_len) + u128::from(value_len);
+    if expected != u128::from(file_len) {
+        return Err(DecodeError::LengthMismatch {
+            expected,
+            actual: file_len,
+        });
+    }
+    Ok(Head {
+        expires_at: u64::from_le_bytes(array(&header[8..16])),
+        key_len: key_len as usize,
+        value_len,
+        checksum: array(&header[CHECKED_HEADER_LEN..HEADER_LEN]),
+    })
+}
+
+/// Decodes and verifies a whole entry file.
+///
+/// # Errors
+/// A [`DecodeError`] naming the first check the bytes fail.
+pub fn decode(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
+    let head = decode_head(bytes, bytes.len() as u64)?;
+    // The lengths add up to `bytes.len()` now, so these slices are in bounds.
+    let value_offset = HEADER_LEN + head.key_len;
+    let key = &bytes[HEADER_LEN..value_offset];
+    let value = &bytes[value_offset..];
+    if checksum(&bytes[..CHECKED_HEADER_LEN], key, value) != head.checksum {
+        return Err(DecodeError::BadChecksum);
+    }
+    let key = std::str::from_utf8(key).map_err(|_| DecodeError::KeyNotUtf8)?;
+    Ok(EntryRef {
+        expires_at: head.expires_at,
+        key,
+        value_offset,
+        value,
+    })
+}
+
+/// Whether an entry with `expires_at` is expired at `now_ms`.
+pub fn is_expired(expires_at: u64, now_ms: u64) -> bool {
+    expires_at != NEVER && now_ms >= expires_at
+}
+
+fn checksum(checked_header: &[u8], key: &[u8], value: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut hasher = blake3::Hasher::new_keyed(&CHECKSUM_KEY);
+    hasher.update(checked_header);
+    hasher.update(key);
+    hasher.update(value);
+    let mut out = [0u8; CHECKSUM_LEN];
+    hasher.finalize_xof().fill(&mut out);
+    out
+}
+
+/// Copies a slice of known length into an array (lengths are fixed by the callers).
+fn array<const N: usize>(slice: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(slice);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_example_is_pinned_byte_for_byte() {
+        let bytes = encode(0x0102_0304_0506_0708, "ké", b"v!");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = concat!(
+            "46434143",                         // magic "FCAC"
+            "0100",                             // version 1
+            "0000",                             // flags
+            "0807060504030201",                 // expires_at
+            "03000000",                         // key_len: "ké" is 3 UTF-8 bytes
+            "0200000000000000",                 // value_len 2
+            "1a028d4522e7ab927390c281d25f581b", // keyed blake3, 16 bytes
+            "6bc3a9",                           // key
+            "7621",                             // value
+        );
+        assert_eq!(hex, expected);
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = encode(NEVER, "key", b"value");
+        let entry = decode(&bytes).expect("valid");
+        assert_eq!(entry.key, "key");
+        assert_eq!(entry.value, b"value");
+        assert_eq!(entry.expires_at, NEVER);
+        assert!(!entry.is_expired_at(u64::MAX - 1));
+        assert_eq!(&bytes[entry.value_offset..], b"value");
+    }
+
+    #[test]
+    fn every_damage_kind_is_reported() {
+        let good = encode(5, "k", b"value");
+        assert_eq!(decode(&good[..10]), Err(DecodeError::TooShort { len: 10 }));
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert!(matches!(decode(&bad), Err(DecodeError::BadMagic { .. })));
+        let mut bad = good.clone();
+        bad[4] = 2;
+        assert_eq!(decode(&bad), Err(DecodeError::UnknownVersion { found: 2 }));
+        let mut bad = good.clone();
+        bad[6] = 1;
+        assert_eq!(decode(&bad), Err(DecodeError::UnknownFlags { found: 1 }));
+        assert!(matches!(
+            decode(&good[..good.len() - 1]),
+            Err(DecodeError::LengthMismatch { .. })
+        ));
+        let mut bad = good.clone();
+        *bad.last_mut().expect("non-empty") ^= 1;
+        assert_eq!(decode(&bad), Err(DecodeError::BadChecksum));
+        let mut bad = good.clone();
+        bad[9] ^= 1; // expiry is covered by the checksum too
+        assert_eq!(decode(&bad), Err(DecodeError::BadChecksum));
+        // Absurd lengths never overflow or panic.
+        let mut bad = good;
+        bad[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode(&bad), Err(DecodeError::LengthMismatch { .. })));
+    }
+}

@@ -1,0 +1,170 @@
+//! Where things live inside a cache directory, and how files are recognised.
+//!
+//! ```text
+//! <cache dir>/
+//!   CACHEDIR.TAG     marks the directory as a cache (https://bford.info/cachedir/),
+//!                    so backup tools skip it; written by `open`
+//!   tmp/             files being written: `<key hash, 16 hex>-<nonce, 16 hex>.tmp`,
+//!                    created with `create_new`; also entries being retired
+//!   00/ … ff/        shards, created on first use: the first two hex digits of the hash
+//!     <64 hex>       an entry: the blake3 hash of its key, lower-case hex, no extension
+//! ```
+//!
+//! Only names of exactly these shapes are ever deleted by the cache (`clear`, sweeps),
+//! so foreign files in the directory are left alone.
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Name of the cache-directory tag file.
+pub const TAG_FILE: &str = "CACHEDIR.TAG";
+/// Content of the tag file; the first line is fixed by the Cache Directory Tagging spec.
+pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by filecache.\n\
+# For information about cache directory tags, see https://bford.info/cachedir/\n";
+/// Sub-directory holding temporary files.
+pub const TMP_DIR: &str = "tmp";
+/// Extension of temporary files.
+pub const TEMP_EXTENSION: &str = "tmp";
+
+/// The blake3 hash of a key: the entry's identity on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash([u8; 32]);
+
+impl KeyHash {
+    /// Hashes a key.
+    pub fn of(key: &str) -> Self {
+        Self(*blake3::hash(key.as_bytes()).as_bytes())
+    }
+
+    /// The 64-character lower-case hex form: the entry's file name.
+    pub fn hex(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            push_hex(&mut out, u64::from(byte), 2);
+        }
+        out
+    }
+}
+
+/// Paths of one cache directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the cache rooted at `root`.
+    pub fn new(root: PathBuf) -> Self {
+        let tmp = root.join(TMP_DIR);
+        Self { root, tmp }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of temporary files.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The tag file.
+    pub fn tag_file(&self) -> PathBuf {
+        self.root.join(TAG_FILE)
+    }
+
+    /// The path of the entry for `hash`: `<root>/<first two hex>/<64 hex>`.
+    pub fn entry_path(&self, hash: &KeyHash) -> PathBuf {
+        let hex = hash.hex();
+        let mut path = self.root.join(&hex[..2]);
+        path.push(hex);
+        path
+    }
+
+    /// A fresh temporary path for a file about to hold an entry for `hash`.
+    /// Unique with overwhelming probability; callers still create it with `create_new`.
+    pub fn temp_path(&self, hash: &KeyHash) -> PathBuf {
+        let mut name = String::with_capacity(37);
+        push_hex(&mut name, u64::from_be_bytes(first_eight(&hash.0)), 16);
+        name.push('-');
+        push_hex(&mut name, nonce(), 16);
+        name.push('.');
+        name.push_str(TEMP_EXTENSION);
+        self.tmp.join(name)
+    }
+}
+
+/// Whether `name` is a shard directory name: two lower-case hex digits.
+pub fn is_shard_name(name: &str) -> bool {
+    name.len() == 2 && is_lower_hex(name)
+}
+
+/// Whether `name` is an entry file name: 64 lower-case hex digits.
+pub fn is_entry_name(name: &str) -> bool {
+    name.len() == 64 && is_lower_hex(name)
+}
+
+/// Whether `name` is a temporary file name: `<16 hex>-<16 hex>.tmp`.
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    stem.len() == 33
+        && stem.as_bytes()[16] == b'-'
+        && is_lower_hex(&stem[..16])
+        && is_lower_hex(&stem[17..])
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[((value >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
+fn first_eight(bytes: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&bytes[..8]);
+    out
+}
+
+/// A number unlikely to repeat across threads, processes and wasm instances:
+/// OS randomness (through std's hasher seeds, which WASI provides too) mixed with a
+/// per-process counter. Uniqueness is a convenience: exclusion comes from `create_new`.
+fn nonce() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_have_the_documented_shapes() {
+        let layout = Layout::new(PathBuf::from("/c"));
+        let hash = KeyHash::of("hello");
+        let entry = layout.entry_path(&hash);
+        let name = entry.file_name().and_then(|n| n.to_str()).expect("utf-8");
+        assert!(is_entry_name(name));
+        assert_eq!(entry.parent(), Some(Path::new("/c").join(&name[..2]).as_path()));
+        assert_eq!(name, blake3::hash(b"hello").to_hex().as_str());
+        let temp = layout.temp_path(&hash);
+        let temp_name = temp.file_name().and_then(|n| n.to_str()).expect("utf-8");
+        assert!(is_temp_name(temp_name), "{temp_name}");
+        assert!(temp_name.starts_with(&name[..16]));
+        assert_ne!(layout.temp_path(&hash), temp);
+        assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("tmp"));
+        assert!(!is_entry_name("notes.txt") && !is_temp_name("notes.tmp"));
+    }
+}

@@ -1,0 +1,60 @@
+//! filecache: a portable file-based cache.
+//!
+//! One directory holds one cache; each entry is one file named by the blake3 hash
+//! of its key. The same code runs natively (this crate, used by web frameworks),
+//! as a WebAssembly component exporting `filecache:cache/store` (built with
+//! `--target wasm32-wasip2 --features component`), and as the `filecache-cli`
+//! command. All of them can share one directory at the same time.
+//!
+//! ```
+//! use std::time::Duration;
+//! use filecache::{Expiry, FileStore, Options};
+//!
+//! # fn main() -> filecache::Result<()> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let cache = FileStore::open(dir.path().join("cache"), Options::default())?;
+//! cache.insert("greeting", b"hello", Expiry::After(Duration::from_secs(60)))?;
+//! assert_eq!(cache.get("greeting")?.as_deref(), Some(&b"hello"[..]));
+//! cache.insert_json("user:1", &vec!["ada", "grace"], Expiry::Never)?;
+//! assert_eq!(cache.get_json::<Vec<String>>("user:1")?.map(|v| v.len()), Some(2));
+//! cache.remove("greeting")?;
+//! assert!(!cache.contains_key("greeting")?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is atomic, what is durable
+//! - `insert` writes a fresh temporary file (created with `create_new`) and renames
+//!   it over the entry: readers, which take no lock, see a whole old or a whole new
+//!   value. Concurrent inserts of one key are last-writer-wins; none reports success
+//!   for a value that was never published.
+//! - Every entry carries a checksum: a file torn by a crash or damaged on disk is
+//!   read as a miss and removed, never returned.
+//! - Without [`Options::durable`], a successful `insert` survives a crash of the
+//!   process but not necessarily a power cut (the entry may be missing afterwards,
+//!   never torn). With it, the data and the directory are synced before `insert`
+//!   returns.
+//! - Expired entries are removed when `get` or `contains_key` meets them; temporary
+//!   files left by a writer that died are removed by `open` once older than the
+//!   lease ([`Options::lease`]).
+//! - There are no OS file locks anywhere (WASI has none).
+#![deny(missing_docs)]
+
+mod error;
+pub mod format;
+pub mod layout;
+mod options;
+mod platform;
+mod publish;
+mod scan;
+mod store;
+
+pub mod cli;
+pub mod duration;
+
+#[cfg(all(target_family = "wasm", feature = "component"))]
+mod component;
+
+pub use error::{Error, Result};
+pub use options::{Expiry, Options};
+pub use store::{FileStore, Stats};

@@ -1,0 +1,151 @@
+//! Publishing and retiring entry files: the only code that creates, renames or
+//! deletes single entries.
+//!
+//! Publication: the entry is written to a fresh temporary file in `tmp/`, created
+//! with `create_new` (O_EXCL: never clobbers, never follows a planted symlink), then
+//! `rename`d over the entry path. A rename is atomic, so readers — which take no
+//! lock — see the whole old entry or the whole new one, never a mixture.
+//!
+//! Retirement (of an expired or damaged entry): the entry is first renamed aside
+//! into `tmp/`, then judged again. If a writer published a live entry in between,
+//! the moved file is that live entry, and it is put back with `hard_link` (which
+//! fails rather than replace a still newer entry). So removing a stale entry never
+//! deletes a fresh one a concurrent writer just reported as written.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::layout::{KeyHash, Layout};
+use crate::platform;
+
+/// How many fresh temp names are tried before giving up (a clash needs a nonce repeat).
+const TEMP_NAME_ATTEMPTS: usize = 8;
+/// Values up to this size are written with the header in a single `write`.
+const SINGLE_WRITE_LIMIT: usize = 64 * 1024;
+
+/// Writes `head` followed by `value` as the entry for `hash`, atomically.
+///
+/// # Errors
+/// An I/O error (or [`Error::StorageFull`]); the previous entry is then untouched
+/// and no temporary file is left behind.
+pub fn publish(layout: &Layout, hash: &KeyHash, mut head: Vec<u8>, value: &[u8], durable: bool) -> Result<()> {
+    let (file, temp) = create_temp(layout, hash)?;
+    let written = if value.len() <= SINGLE_WRITE_LIMIT {
+        head.extend_from_slice(value);
+        write_out(file, &[&head], durable, &temp)
+    } else {
+        write_out(file, &[&head, value], durable, &temp)
+    };
+    let result = written.and_then(|()| rename_into_place(layout, hash, &temp, durable));
+    if result.is_err() {
+        // Best effort: the sweep at open removes it later if this fails too.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Creates a fresh temporary file for an entry of `hash` with `create_new`.
+fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
+    let mut last_clash = None;
+    for _ in 0..TEMP_NAME_ATTEMPTS {
+        let temp = layout.temp_path(hash);
+        let create = || OpenOptions::new().write(true).create_new(true).open(&temp);
+        match in_dir(layout.tmp_dir(), create) {
+            Ok(file) => return Ok((file, temp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_clash = Some((temp, e)),
+            Err(e) => return Err(Error::io("create temporary file", &temp, e)),
+        }
+    }
+    let (temp, e) = last_clash.expect("at least one attempt was made");
+    Err(Error::io("create temporary file (every fresh name was taken)", &temp, e))
+}
+
+fn write_out(mut file: File, parts: &[&[u8]], durable: bool, temp: &Path) -> Result<()> {
+    for part in parts {
+        file.write_all(part).context("write temporary file", temp)?;
+    }
+    if durable {
+        file.sync_data().context("sync temporary file", temp)?;
+    }
+    Ok(())
+}
+
+fn rename_into_place(layout: &Layout, hash: &KeyHash, temp: &Path, durable: bool) -> Result<()> {
+    let entry = layout.entry_path(hash);
+    let shard = entry.parent().unwrap_or(layout.root());
+    let created_shard = !shard.exists();
+    in_dir(shard, || fs::rename(temp, &entry)).map_err(|e| Error::rename(temp, &entry, e))?;
+    if durable {
+        platform::sync_dir(shard).context("sync directory", shard)?;
+        if created_shard {
+            platform::sync_dir(layout.root()).context("sync directory", layout.root())?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `op`, which creates a name in `dir`; if it fails because `dir` is missing
+/// (first use of a shard, or the directory was removed under us), creates `dir`
+/// and tries once more.
+pub fn in_dir<T>(dir: &Path, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    match op() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !dir.exists() => {
+            fs::create_dir_all(dir)?;
+            op()
+        }
+        other => other,
+    }
+}
+
+/// What a retirement found when it judged the moved-aside file again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// The file was still bad and is gone.
+    Removed,
+    /// Nothing was there any more (someone else removed or replaced it first).
+    Vanished,
+    /// A live entry had replaced the bad one; it was put back (or a newer one won).
+    Restored,
+}
+
+/// Removes the entry file at `entry` if `still_bad` holds for its content once it
+/// has been moved aside. See the module documentation.
+///
+/// # Errors
+/// An I/O error if the file could not be moved aside or deleted.
+pub fn retire(
+    layout: &Layout,
+    hash: &KeyHash,
+    entry: &Path,
+    still_bad: impl Fn(&[u8]) -> bool,
+) -> Result<Retired> {
+    let aside = layout.temp_path(hash);
+    match in_dir(layout.tmp_dir(), || fs::rename(entry, &aside)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Retired::Vanished),
+        Err(e) => return Err(Error::rename(entry, &aside, e)),
+    }
+    let bad = platform::read_file(&aside).map_or(true, |bytes| still_bad(&bytes));
+    if !bad {
+        match fs::hard_link(&aside, entry) {
+            Ok(()) => {}
+            // A newer entry was published meanwhile: it wins, ours is older.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // No hard links here (e.g. FAT): put it back unless something newer is there.
+            Err(_) if !entry.exists() => {
+                return fs::rename(&aside, entry)
+                    .map(|()| Retired::Restored)
+                    .map_err(|e| Error::rename(&aside, entry, e));
+            }
+            Err(_) => {}
+        }
+    }
+    match fs::remove_file(&aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove retired entry", &aside, e)),
+    }
+    Ok(if bad { Retired::Removed } else { Retired::Restored })
+}

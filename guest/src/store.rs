@@ -1,0 +1,334 @@
+//! [`FileStore`]: the cache operations, built from the format, layout, publish and
+//! scan modules.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{self, HEADER_LEN};
+use crate::layout::{KeyHash, Layout, TAG_CONTENT};
+use crate::options::{Expiry, Options, now_ms};
+use crate::platform;
+use crate::publish::{self, Retired};
+use crate::scan;
+
+/// Counters and sizes of a cache, as seen by one handle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Entry files on disk, counted by a scan when `stats` is called (expired
+    /// entries not yet removed are included).
+    pub entries: u64,
+    /// Bytes of those files (header, key and value of each).
+    pub bytes: u64,
+    /// `get` calls of this handle that returned a value.
+    pub hits: u64,
+    /// `get` calls of this handle that returned nothing.
+    pub misses: u64,
+    /// Expired entries this handle removed.
+    pub expired_removed: u64,
+    /// Entries this handle evicted to honour a size limit.
+    pub evicted: u64,
+    /// Damaged entry files this handle removed.
+    pub corrupt_removed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    expired_removed: AtomicU64,
+    evicted: AtomicU64,
+    corrupt_removed: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Why an entry file is being retired.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Expired,
+    Corrupt,
+}
+
+/// A cache in one directory. Cheap to share between threads (`&self` methods);
+/// any number of handles, processes and wasm instances may use one directory.
+#[derive(Debug)]
+pub struct FileStore {
+    layout: Layout,
+    options: Options,
+    counters: Counters,
+}
+
+impl FileStore {
+    /// Opens the cache in `dir`, creating the directory if it is missing, and
+    /// sweeps temporary files older than the lease (left by writers that died).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for bad options; an I/O error if the directory
+    /// cannot be created or read.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        options.validate()?;
+        let root = dir.as_ref();
+        if root.as_os_str().is_empty() {
+            return Err(Error::invalid("the cache directory path is empty"));
+        }
+        let layout = Layout::new(root.to_path_buf());
+        fs::create_dir_all(layout.tmp_dir()).context("create directory", layout.tmp_dir())?;
+        write_tag(&layout.tag_file())?;
+        scan::sweep_stale_temps(&layout, options.lease)?;
+        Ok(Self {
+            layout,
+            options,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// The options this handle was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The path of the entry file that holds `key` (whether or not it exists).
+    pub fn entry_path(&self, key: &str) -> PathBuf {
+        self.layout.entry_path(&KeyHash::of(key))
+    }
+
+    /// The value stored under `key`; `None` if absent, expired or damaged (an
+    /// expired or damaged file is removed on the way).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an oversized key; an I/O error if the entry
+    /// cannot be read; [`Error::Corrupt`] if a damaged entry cannot be removed.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.check_key(key)?;
+        let hash = KeyHash::of(key);
+        let path = self.layout.entry_path(&hash);
+        let bytes = match platform::read_file(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self.miss()),
+            Err(e) => return Err(Error::io("read entry", &path, e)),
+        };
+        let value_offset = match format::decode(&bytes) {
+            Ok(entry) if entry.key != key => return Ok(self.miss()), // a hash collision
+            Ok(entry) if entry.is_expired_at(now_ms()) => {
+                self.retire(&hash, &path, Fault::Expired, String::new)?;
+                return Ok(self.miss());
+            }
+            Ok(entry) => entry.value_offset,
+            Err(e) => {
+                self.retire(&hash, &path, Fault::Corrupt, || e.to_string())?;
+                return Ok(self.miss());
+            }
+        };
+        bump(&self.counters.hits);
+        let mut value = bytes;
+        value.drain(..value_offset);
+        Ok(Some(value))
+    }
+
+    /// Stores `value` under `key` until `expiry`, replacing any previous value.
+    /// Atomic: readers see the old or the new value whole. Durable (survives a
+    /// power cut) only if the store was opened with [`Options::durable`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an oversized key or value; an I/O error or
+    /// [`Error::StorageFull`] if the entry cannot be written — the previous value
+    /// is then intact.
+    pub fn insert(&self, key: &str, value: &[u8], expiry: Expiry) -> Result<()> {
+        self.check_key(key)?;
+        if value.len() as u64 > self.options.max_value_bytes {
+            return Err(Error::invalid(format!(
+                "value of {} bytes is over the limit of {} bytes",
+                value.len(),
+                self.options.max_value_bytes
+            )));
+        }
+        let hash = KeyHash::of(key);
+        let head = format::encode_head(expiry.deadline_ms(now_ms()), key, value, value.len());
+        publish::publish(&self.layout, &hash, head, value, self.options.durable)
+    }
+
+    /// Removes `key`; removing an absent key succeeds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an oversized key; an I/O error if the file
+    /// exists but cannot be removed.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        self.check_key(key)?;
+        let path = self.entry_path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove entry", &path, e)),
+        }
+    }
+
+    /// Whether a live value is stored under `key`. Reads only the header and key
+    /// (the value's checksum is verified by `get`); expired or visibly damaged
+    /// files are removed on the way.
+    ///
+    /// # Errors
+    /// As for [`FileStore::get`].
+    pub fn contains_key(&self, key: &str) -> Result<bool> {
+        self.check_key(key)?;
+        let hash = KeyHash::of(key);
+        let path = self.layout.entry_path(&hash);
+        let (head, file_len) = match read_head(&path, key.len()) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("read entry", &path, e)),
+        };
+        match format::decode_head(&head, file_len) {
+            Err(e) => {
+                self.retire(&hash, &path, Fault::Corrupt, || e.to_string())?;
+                Ok(false)
+            }
+            Ok(decoded) if decoded.key_len != key.len() || &head[HEADER_LEN..] != key.as_bytes() => {
+                Ok(false) // a hash collision
+            }
+            Ok(decoded) if decoded.is_expired_at(now_ms()) => {
+                self.retire(&hash, &path, Fault::Expired, String::new)?;
+                Ok(false)
+            }
+            Ok(_) => Ok(true),
+        }
+    }
+
+    /// Removes every entry. Files that are not the cache's own, and files being
+    /// written at the time, are left alone.
+    ///
+    /// # Errors
+    /// An I/O error if a directory cannot be read or an entry cannot be removed.
+    pub fn clear(&self) -> Result<()> {
+        scan::clear(&self.layout).map(drop)
+    }
+
+    /// The number of entry files in the cache, by a scan of its directory (expired
+    /// entries not yet removed are counted; temporary files are not).
+    ///
+    /// # Errors
+    /// An I/O error if a directory cannot be read.
+    pub fn approx_size(&self) -> Result<u64> {
+        Ok(scan::totals(&self.layout, false)?.entries)
+    }
+
+    /// This handle's counters, and the entries and bytes on disk now.
+    ///
+    /// # Errors
+    /// An I/O error if a directory cannot be read.
+    pub fn stats(&self) -> Result<Stats> {
+        let totals = scan::totals(&self.layout, true)?;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Ok(Stats {
+            entries: totals.entries,
+            bytes: totals.bytes,
+            hits: read(&self.counters.hits),
+            misses: read(&self.counters.misses),
+            expired_removed: read(&self.counters.expired_removed),
+            evicted: read(&self.counters.evicted),
+            corrupt_removed: read(&self.counters.corrupt_removed),
+        })
+    }
+
+    /// The value under `key` decoded from JSON.
+    ///
+    /// # Errors
+    /// As for [`FileStore::get`], and [`Error::InvalidInput`] if the stored value
+    /// is not JSON of type `T` (the entry is left in place).
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(bytes) = self.get(key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::invalid(format!("the value under `{key}` is not the JSON asked for: {e}"))
+        })
+    }
+
+    /// Stores `value` under `key` as JSON.
+    ///
+    /// # Errors
+    /// As for [`FileStore::insert`], and [`Error::InvalidInput`] if `value`
+    /// cannot be serialized.
+    pub fn insert_json<T: Serialize + ?Sized>(&self, key: &str, value: &T, expiry: Expiry) -> Result<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::invalid(format!("cannot serialize the value for `{key}`: {e}")))?;
+        self.insert(key, &bytes, expiry)
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.len() > self.options.max_key_bytes {
+            return Err(Error::invalid(format!(
+                "key of {} bytes is over the limit of {} bytes",
+                key.len(),
+                self.options.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn miss<T>(&self) -> Option<T> {
+        bump(&self.counters.misses);
+        None
+    }
+
+    /// Removes an expired or damaged entry file (unless a live one replaced it
+    /// meanwhile) and counts the removal.
+    fn retire(&self, hash: &KeyHash, path: &Path, fault: Fault, reason: impl Fn() -> String) -> Result<()> {
+        let still_bad = |bytes: &[u8]| match format::decode(bytes) {
+            Ok(entry) => entry.is_expired_at(now_ms()),
+            Err(_) => true,
+        };
+        match publish::retire(&self.layout, hash, path, still_bad) {
+            Ok(Retired::Removed) => {
+                let counter = match fault {
+                    Fault::Expired => &self.counters.expired_removed,
+                    Fault::Corrupt => &self.counters.corrupt_removed,
+                };
+                bump(counter);
+                Ok(())
+            }
+            Ok(Retired::Vanished | Retired::Restored) => Ok(()),
+            Err(e) => match fault {
+                Fault::Expired => Err(e),
+                Fault::Corrupt => Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("{}; it could not be removed: {e}", reason()),
+                }),
+            },
+        }
+    }
+}
+
+/// Reads the header and the next `key_len` bytes of a file, with the file length.
+fn read_head(path: &Path, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
+    let file = platform::open_for_read(path)?;
+    let file_len = file.metadata()?.len();
+    let want = (HEADER_LEN + key_len) as u64;
+    let mut head = Vec::with_capacity(HEADER_LEN + key_len);
+    file.take(want).read_to_end(&mut head)?;
+    Ok((head, file_len))
+}
+
+/// Writes the cache-directory tag unless it is there already.
+fn write_tag(path: &Path) -> Result<()> {
+    match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(TAG_CONTENT.as_bytes()).context("write", path)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create", path, e)),
+    }
+}
