@@ -110,14 +110,19 @@ fn parse(args: &[String]) -> Result<Invocation, Failure> {
             "--durable" => invocation.durable = true,
             "--json" => invocation.json = true,
             "-h" | "--help" => return Err(Failure::Usage("help requested".into())),
-            flag if flag.starts_with("--") => return Err(Failure::Usage(format!("unknown option {flag}"))),
+            flag if flag.starts_with("--") => {
+                return Err(Failure::Usage(format!("unknown option {flag}")));
+            }
             word => invocation.words.push(word.to_owned()),
         }
     }
     Ok(invocation)
 }
 
-fn execute<I: Read, O: Write, E: Write>(inv: &Invocation, streams: &mut Streams<I, O, E>) -> Result<i32, Failure> {
+fn execute<I: Read, O: Write, E: Write>(
+    inv: &Invocation,
+    streams: &mut Streams<I, O, E>,
+) -> Result<i32, Failure> {
     let words: Vec<&str> = inv.words.iter().map(String::as_str).collect();
     let Some((&command, operands)) = words.split_first() else {
         return Err(Failure::Usage("no command given".into()));
@@ -129,12 +134,18 @@ fn execute<I: Read, O: Write, E: Write>(inv: &Invocation, streams: &mut Streams<
         other => return Err(Failure::Usage(format!("unknown command `{other}`"))),
     };
     if operands.len() != expected {
-        return Err(Failure::Usage(format!("`{command}` takes {expected} operand(s), got {}", operands.len())));
+        return Err(Failure::Usage(format!(
+            "`{command}` takes {expected} operand(s), got {}",
+            operands.len()
+        )));
     }
     if inv.ttl.is_some() && command != "insert" {
         return Err(Failure::Usage("--ttl only applies to insert".into()));
     }
-    let dir = inv.dir.as_deref().ok_or_else(|| Failure::Usage("--dir DIR is required".into()))?;
+    let dir = inv
+        .dir
+        .as_deref()
+        .ok_or_else(|| Failure::Usage("--dir DIR is required".into()))?;
     let mut options = Options {
         durable: inv.durable,
         ..Options::default()

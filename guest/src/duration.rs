@@ -39,7 +39,9 @@ pub fn parse_ttl(input: &str) -> Result<Ttl, DurationError> {
     if digits.is_empty() {
         return Err(fail("it must start with a number"));
     }
-    let count: u64 = digits.parse().map_err(|_| fail("the number is too large"))?;
+    let count: u64 = digits
+        .parse()
+        .map_err(|_| fail("the number is too large"))?;
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -60,11 +62,23 @@ mod tests {
 
     #[test]
     fn parses_units() {
-        assert_eq!(parse_ttl("300ms"), Ok(Ttl::After(Duration::from_millis(300))));
+        assert_eq!(
+            parse_ttl("300ms"),
+            Ok(Ttl::After(Duration::from_millis(300)))
+        );
         assert_eq!(parse_ttl("5m"), Ok(Ttl::After(Duration::from_secs(300))));
         assert_eq!(parse_ttl("1h"), Ok(Ttl::After(Duration::from_secs(3600))));
         assert_eq!(parse_ttl("never"), Ok(Ttl::Never));
-        for bad in ["", "5", "ms", "5x", "-5s", "5 s", "99999999999999999999s", "18446744073709551615d"] {
+        for bad in [
+            "",
+            "5",
+            "ms",
+            "5x",
+            "-5s",
+            "5 s",
+            "99999999999999999999s",
+            "18446744073709551615d",
+        ] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
     }

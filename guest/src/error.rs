@@ -120,13 +120,20 @@ mod tests {
             Path::new("b"),
             io::Error::from(io::ErrorKind::NotFound),
         );
-        assert_eq!(err.to_string(), "failed to rename `a` to `b`: entity not found");
+        assert_eq!(
+            err.to_string(),
+            "failed to rename `a` to `b`: entity not found"
+        );
         assert_eq!(err.io_kind(), Some(io::ErrorKind::NotFound));
     }
 
     #[test]
     fn a_full_disk_is_its_own_variant() {
-        let err = Error::io("write", Path::new("t"), io::Error::from(io::ErrorKind::StorageFull));
+        let err = Error::io(
+            "write",
+            Path::new("t"),
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
         assert!(matches!(err, Error::StorageFull { .. }));
     }
 }

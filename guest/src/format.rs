@@ -156,7 +156,9 @@ impl Head {
 /// A [`DecodeError`] naming the first check that fails.
 pub fn decode_head(bytes: &[u8], file_len: u64) -> Result<Head, DecodeError> {
     let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::TooShort {
-        len: usize::try_from(file_len).unwrap_or(usize::MAX).min(bytes.len()),
+        len: usize::try_from(file_len)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len()),
     })?;
     let magic: [u8; 4] = array(&header[0..4]);
     if magic != MAGIC {
@@ -290,6 +292,9 @@ mod tests {
         // Absurd lengths never overflow or panic.
         let mut bad = good;
         bad[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(decode(&bad), Err(DecodeError::LengthMismatch { .. })));
+        assert!(matches!(
+            decode(&bad),
+            Err(DecodeError::LengthMismatch { .. })
+        ));
     }
 }

@@ -157,7 +157,10 @@ mod tests {
         let entry = layout.entry_path(&hash);
         let name = entry.file_name().and_then(|n| n.to_str()).expect("utf-8");
         assert!(is_entry_name(name));
-        assert_eq!(entry.parent(), Some(Path::new("/c").join(&name[..2]).as_path()));
+        assert_eq!(
+            entry.parent(),
+            Some(Path::new("/c").join(&name[..2]).as_path())
+        );
         assert_eq!(name, blake3::hash(b"hello").to_hex().as_str());
         let temp = layout.temp_path(&hash);
         let temp_name = temp.file_name().and_then(|n| n.to_str()).expect("utf-8");

@@ -107,17 +107,32 @@ mod tests {
     #[test]
     fn deadlines() {
         assert_eq!(Expiry::Never.deadline_ms(5), NEVER);
-        assert_eq!(Expiry::After(Duration::from_millis(300)).deadline_ms(1000), 1300);
-        assert_eq!(Expiry::After(Duration::from_nanos(1)).deadline_ms(1000), 1001);
+        assert_eq!(
+            Expiry::After(Duration::from_millis(300)).deadline_ms(1000),
+            1300
+        );
+        assert_eq!(
+            Expiry::After(Duration::from_nanos(1)).deadline_ms(1000),
+            1001
+        );
         assert_eq!(Expiry::After(Duration::MAX).deadline_ms(1000), NEVER - 1);
         assert_eq!(Expiry::at_unix_ms(42).deadline_ms(1000), 42);
-        assert_eq!(Expiry::At(UNIX_EPOCH - Duration::from_secs(1)).deadline_ms(9), 0);
+        assert_eq!(
+            Expiry::At(UNIX_EPOCH - Duration::from_secs(1)).deadline_ms(9),
+            0
+        );
     }
 
     #[test]
     fn validation() {
         assert!(Options::default().validate().is_ok());
-        let zero_lease = Options { lease: Duration::ZERO, ..Options::default() };
-        assert!(matches!(zero_lease.validate(), Err(Error::InvalidInput { .. })));
+        let zero_lease = Options {
+            lease: Duration::ZERO,
+            ..Options::default()
+        };
+        assert!(matches!(
+            zero_lease.validate(),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 }

@@ -30,7 +30,13 @@ const SINGLE_WRITE_LIMIT: usize = 64 * 1024;
 /// # Errors
 /// An I/O error (or [`Error::StorageFull`]); the previous entry is then untouched
 /// and no temporary file is left behind.
-pub fn publish(layout: &Layout, hash: &KeyHash, mut head: Vec<u8>, value: &[u8], durable: bool) -> Result<()> {
+pub fn publish(
+    layout: &Layout,
+    hash: &KeyHash,
+    mut head: Vec<u8>,
+    value: &[u8],
+    durable: bool,
+) -> Result<()> {
     let (file, temp) = create_temp(layout, hash)?;
     let written = if value.len() <= SINGLE_WRITE_LIMIT {
         head.extend_from_slice(value);
@@ -59,7 +65,11 @@ fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
         }
     }
     let (temp, e) = last_clash.expect("at least one attempt was made");
-    Err(Error::io("create temporary file (every fresh name was taken)", &temp, e))
+    Err(Error::io(
+        "create temporary file (every fresh name was taken)",
+        &temp,
+        e,
+    ))
 }
 
 fn write_out(mut file: File, parts: &[&[u8]], durable: bool, temp: &Path) -> Result<()> {
@@ -147,5 +157,9 @@ pub fn retire(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("remove retired entry", &aside, e)),
     }
-    Ok(if bad { Retired::Removed } else { Retired::Restored })
+    Ok(if bad {
+        Retired::Removed
+    } else {
+        Retired::Restored
+    })
 }

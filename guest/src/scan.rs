@@ -25,13 +25,21 @@ fn for_each_entry(layout: &Layout, mut visit: impl FnMut(&DirEntry) -> Result<()
     let root = layout.root();
     for shard in read_dir_or_empty(root)? {
         let shard = shard.context("read directory", root)?;
-        if !shard.file_name().to_str().is_some_and(layout::is_shard_name) {
+        if !shard
+            .file_name()
+            .to_str()
+            .is_some_and(layout::is_shard_name)
+        {
             continue;
         }
         let shard_path = shard.path();
         for entry in read_dir_or_empty(&shard_path)? {
             let entry = entry.context("read directory", &shard_path)?;
-            if entry.file_name().to_str().is_some_and(layout::is_entry_name) {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(layout::is_entry_name)
+            {
                 visit(&entry)?;
             }
         }
@@ -43,7 +51,12 @@ fn for_each_entry(layout: &Layout, mut visit: impl FnMut(&DirEntry) -> Result<()
 fn read_dir_or_empty(dir: &Path) -> Result<Vec<io::Result<DirEntry>>> {
     match fs::read_dir(dir) {
         Ok(listing) => Ok(listing.collect()),
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             Ok(Vec::new())
         }
         Err(e) => Err(Error::io("read directory", dir, e)),

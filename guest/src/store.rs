@@ -195,7 +195,9 @@ impl FileStore {
                 self.retire(&hash, &path, Fault::Corrupt, || e.to_string())?;
                 Ok(false)
             }
-            Ok(decoded) if decoded.key_len != key.len() || &head[HEADER_LEN..] != key.as_bytes() => {
+            Ok(decoded)
+                if decoded.key_len != key.len() || &head[HEADER_LEN..] != key.as_bytes() =>
+            {
                 Ok(false) // a hash collision
             }
             Ok(decoded) if decoded.is_expired_at(now_ms()) => {
@@ -252,7 +254,9 @@ impl FileStore {
             return Ok(None);
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::invalid(format!("the value under `{key}` is not the JSON asked for: {e}"))
+            Error::invalid(format!(
+                "the value under `{key}` is not the JSON asked for: {e}"
+            ))
         })
     }
 
@@ -261,7 +265,12 @@ impl FileStore {
     /// # Errors
     /// As for [`FileStore::insert`], and [`Error::InvalidInput`] if `value`
     /// cannot be serialized.
-    pub fn insert_json<T: Serialize + ?Sized>(&self, key: &str, value: &T, expiry: Expiry) -> Result<()> {
+    pub fn insert_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: Expiry,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| Error::invalid(format!("cannot serialize the value for `{key}`: {e}")))?;
         self.insert(key, &bytes, expiry)
@@ -285,7 +294,13 @@ impl FileStore {
 
     /// Removes an expired or damaged entry file (unless a live one replaced it
     /// meanwhile) and counts the removal.
-    fn retire(&self, hash: &KeyHash, path: &Path, fault: Fault, reason: impl Fn() -> String) -> Result<()> {
+    fn retire(
+        &self,
+        hash: &KeyHash,
+        path: &Path,
+        fault: Fault,
+        reason: impl Fn() -> String,
+    ) -> Result<()> {
         let still_bad = |bytes: &[u8]| match format::decode(bytes) {
             Ok(entry) => entry.is_expired_at(now_ms()),
             Err(_) => true,
@@ -323,10 +338,15 @@ fn read_head(path: &Path, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
 
 /// Writes the cache-directory tag unless it is there already.
 fn write_tag(path: &Path) -> Result<()> {
-    match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(mut file) => {
             use std::io::Write;
-            file.write_all(TAG_CONTENT.as_bytes()).context("write", path)
+            file.write_all(TAG_CONTENT.as_bytes())
+                .context("write", path)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("create", path, e)),

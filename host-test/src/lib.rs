@@ -1,1 +1,261 @@
-//! placeholder
+//! filecache-host: runs the filecache component inside a wasmtime host.
+//!
+//! A small library any Rust wasm host can embed: [`CacheRuntime`] compiles and
+//! pre-instantiates the component once; [`CacheRuntime::open`] gives a fresh
+//! instance its own preopened directory (with blocking file I/O on the calling
+//! thread, and a memory limit) and opens the cache there, returning a
+//! [`ComponentCache`] with a typed API mirroring [`filecache::FileStore`].
+//!
+//! ```no_run
+//! use filecache_host::{CacheRuntime, HostConfig};
+//! # fn main() -> Result<(), filecache_host::HostError> {
+//! let runtime = CacheRuntime::new(HostConfig::default())?;
+//! let mut cache = runtime.open("./my-cache".as_ref(), &filecache::Options::default())?;
+//! cache.insert("k", b"v", filecache::Expiry::Never)?;
+//! assert_eq!(cache.get("k")?, Some(b"v".to_vec()));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod bindings;
+mod error;
+
+use std::path::Path;
+
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use bindings::{GuestCache, wit};
+
+pub use error::{CacheError, HostError};
+
+/// Paths of the components `build.rs` built for `wasm32-wasip2`.
+pub mod artifacts {
+    include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
+}
+
+/// The directory, inside the guest, where [`CacheRuntime::open`] preopens the cache.
+pub const GUEST_CACHE_DIR: &str = "/cache";
+
+/// How instances are set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The most linear memory one instance may grow to, in bytes. Default: 512 MiB.
+    pub memory_limit: usize,
+    /// The component file. Default: [`artifacts::CACHE_COMPONENT`].
+    pub component: std::path::PathBuf,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit: 512 * 1024 * 1024,
+            component: artifacts::CACHE_COMPONENT.into(),
+        }
+    }
+}
+
+/// Per-instance host state: WASI context, resource table, limits.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The compiled, pre-instantiated component; cheap to share across threads.
+pub struct CacheRuntime {
+    engine: Engine,
+    pre: bindings::CachePre<HostState>,
+    config: HostConfig,
+}
+
+impl std::fmt::Debug for CacheRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheRuntime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheRuntime {
+    /// Compiles the component and links it with WASI.
+    ///
+    /// # Errors
+    /// [`HostError::Runtime`] if the component cannot be read, compiled or linked.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let engine = Engine::default();
+        let component =
+            Component::from_file(&engine, &config.component).map_err(HostError::Runtime)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(HostError::Runtime)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(HostError::Runtime)?;
+        let pre = bindings::CachePre::new(pre).map_err(HostError::Runtime)?;
+        Ok(Self {
+            engine,
+            pre,
+            config,
+        })
+    }
+
+    /// The wasmtime engine the component was compiled with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Instantiates the component with `host_dir` preopened at
+    /// [`GUEST_CACHE_DIR`] and opens the cache there.
+    ///
+    /// # Errors
+    /// [`HostError::Cache`] if the guest refuses (bad options, I/O failure);
+    /// [`HostError::Runtime`] if instantiation fails or the guest traps.
+    pub fn open(
+        &self,
+        host_dir: &Path,
+        options: &filecache::Options,
+    ) -> Result<ComponentCache, HostError> {
+        std::fs::create_dir_all(host_dir).map_err(|e| {
+            HostError::Runtime(wasmtime::format_err!(
+                "failed to create `{}`: {e}",
+                host_dir.display()
+            ))
+        })?;
+        let mut wasi = WasiCtxBuilder::new();
+        // Must come before `preopened_dir`: the preopen captures the setting.
+        wasi.allow_blocking_current_thread(true);
+        wasi.preopened_dir(host_dir, GUEST_CACHE_DIR, FsPerms::ReadWrite)
+            .map_err(HostError::Runtime)?;
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.config.memory_limit)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(HostError::Runtime)?;
+        let wit_options = bindings::options_to_wit(options);
+        let handle = instance
+            .filecache_cache_store()
+            .cache()
+            .call_open(&mut store, GUEST_CACHE_DIR, wit_options)
+            .map_err(HostError::Runtime)??;
+        Ok(ComponentCache {
+            store,
+            instance,
+            handle,
+        })
+    }
+}
+
+/// One cache opened inside its own component instance.
+pub struct ComponentCache {
+    store: Store<HostState>,
+    instance: bindings::Cache,
+    handle: ResourceAny,
+}
+
+impl std::fmt::Debug for ComponentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentCache").finish_non_exhaustive()
+    }
+}
+
+impl ComponentCache {
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(
+            &GuestCache<'_>,
+            &mut Store<HostState>,
+            ResourceAny,
+        ) -> wasmtime::Result<Result<T, wit::Error>>,
+    ) -> Result<T, HostError> {
+        let guest = self.instance.filecache_cache_store().cache();
+        Ok(f(&guest, &mut self.store, self.handle).map_err(HostError::Runtime)??)
+    }
+
+    /// See [`filecache::FileStore::get`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.call(|g, s, h| g.call_get(s, h, key))
+    }
+
+    /// See [`filecache::FileStore::insert`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn insert(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        expiry: filecache::Expiry,
+    ) -> Result<(), HostError> {
+        let expiry = bindings::expiry_to_wit(expiry);
+        self.call(|g, s, h| g.call_insert(s, h, key, value, expiry))
+    }
+
+    /// See [`filecache::FileStore::remove`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn remove(&mut self, key: &str) -> Result<(), HostError> {
+        self.call(|g, s, h| g.call_remove(s, h, key))
+    }
+
+    /// See [`filecache::FileStore::contains_key`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn contains_key(&mut self, key: &str) -> Result<bool, HostError> {
+        self.call(|g, s, h| g.call_contains_key(s, h, key))
+    }
+
+    /// See [`filecache::FileStore::clear`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn clear(&mut self) -> Result<(), HostError> {
+        self.call(|g, s, h| g.call_clear(s, h))
+    }
+
+    /// See [`filecache::FileStore::approx_size`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn approx_size(&mut self) -> Result<u64, HostError> {
+        self.call(|g, s, h| g.call_approx_size(s, h))
+    }
+
+    /// See [`filecache::FileStore::stats`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn stats(&mut self) -> Result<filecache::Stats, HostError> {
+        self.call(|g, s, h| g.call_stats(s, h))
+            .map(bindings::stats_from_wit)
+    }
+}
+
+impl Drop for ComponentCache {
+    fn drop(&mut self) {
+        // Release the guest resource; a failure here only means the instance is gone.
+        let _ = self.handle.resource_drop(&mut self.store);
+    }
+}
