@@ -1,1 +1,139 @@
-//! placeholder
+//! The filecache conformance suite: one set of cases, run against every backend.
+//!
+//! A backend implements [`Backend`] (open a cache in a host directory) and
+//! [`CacheUnderTest`] (the cache operations). `conformance_suite!(backend)` expands
+//! to one `#[test]` per case, from the single list in this file, so every backend
+//! runs every case; `every_defined_case_is_listed` (in `tests/native.rs`) fails if
+//! a case is written in `cases.rs` but left out of the list.
+//!
+//! Cases work on host paths: a backend maps the directory into its world (the
+//! component backend preopens it). They may inspect and damage the files on disk,
+//! through the layout the `filecache` crate documents.
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use filecache::{Expiry, Options, Stats};
+
+pub mod backends;
+#[doc(hidden)]
+pub mod cases;
+pub mod values;
+
+/// What kind of failure an operation reported (the WIT `error` cases, plus a
+/// runtime failure of the backend itself such as a trap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Refused input.
+    InvalidInput,
+    /// File system failure.
+    Io,
+    /// Out of space.
+    StorageFull,
+    /// Exclusion not obtained.
+    Busy,
+    /// Damaged entry not removable.
+    Corrupt,
+    /// The backend itself failed (e.g. a wasm trap): never expected.
+    Runtime,
+}
+
+/// A failed operation: its kind and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The kind.
+    pub kind: FailureKind,
+    /// The message, for humans.
+    pub message: String,
+}
+
+/// Result of a cache operation under test.
+pub type Outcome<T> = Result<T, Failure>;
+
+/// The cache operations, as every backend offers them.
+pub trait CacheUnderTest: Send {
+    /// Get.
+    fn get(&mut self, key: &str) -> Outcome<Option<Vec<u8>>>;
+    /// Insert.
+    fn insert(&mut self, key: &str, value: &[u8], expiry: Expiry) -> Outcome<()>;
+    /// Remove.
+    fn remove(&mut self, key: &str) -> Outcome<()>;
+    /// Contains-key.
+    fn contains_key(&mut self, key: &str) -> Outcome<bool>;
+    /// Clear.
+    fn clear(&mut self) -> Outcome<()>;
+    /// Approx-size.
+    fn approx_size(&mut self) -> Outcome<u64>;
+    /// Stats.
+    fn stats(&mut self) -> Outcome<Stats>;
+}
+
+/// A way to run the cache: natively, as a component in a host, …
+pub trait Backend: Sync {
+    /// The open cache.
+    type Cache: CacheUnderTest;
+    /// Opens (creating) the cache in the host directory `dir`.
+    ///
+    /// # Errors
+    /// The backend's failure to open.
+    fn open(&self, dir: &Path, options: &Options) -> Outcome<Self::Cache>;
+    /// How many concurrent writers the concurrency case starts.
+    fn writers(&self) -> usize;
+}
+
+/// Declares the case list once: the macro that instantiates it, and its names.
+macro_rules! define_suite {
+    ($($case:ident),* $(,)?) => {
+        /// Every case of the suite, by name.
+        pub const CASE_NAMES: &[&str] = &[$(stringify!($case)),*];
+
+        /// Expands to one `#[test]` per conformance case, run against `$backend`.
+        #[macro_export]
+        macro_rules! conformance_suite {
+            ($backend:expr) => {
+                $(
+                    #[test]
+                    fn $case() {
+                        $crate::cases::$case(&$backend);
+                    }
+                )*
+            };
+        }
+    };
+}
+
+define_suite!(
+    insert_get_remove,
+    overwrite_replaces_value,
+    binary_and_empty_values,
+    unicode_and_4k_keys,
+    large_value_round_trips,
+    oversized_key_or_value_is_invalid_input,
+    contains_key_tracks_presence,
+    approx_size_counts_entries,
+    remove_absent_succeeds,
+    reopen_sees_previous_entries,
+    missing_directory_is_created,
+    durable_insert_round_trips,
+    expiry_never_keeps_entry,
+    expiry_after_300ms,
+    expiry_at_past_time_is_a_miss,
+    expiry_at_future_time,
+    expired_entry_is_removed_from_disk,
+    corrupt_truncated_is_miss_and_removed,
+    corrupt_bad_magic_is_miss_and_removed,
+    corrupt_unknown_version_is_miss_and_removed,
+    corrupt_length_mismatch_is_miss_and_removed,
+    corrupt_bad_checksum_is_miss_and_removed,
+    corrupt_entry_seen_by_contains_key_is_removed,
+    entry_of_another_key_is_a_miss,
+    stale_temp_files_swept_and_not_counted,
+    clear_leaves_foreign_files,
+    stats_count_hits_and_misses,
+    concurrent_writers_never_tear,
+);
+
+/// Waits out a wall-clock span (expiry cases).
+pub fn sleep(duration: Duration) {
+    std::thread::sleep(duration);
+}

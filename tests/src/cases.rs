@@ -1,0 +1,622 @@
+//! The conformance cases. Each takes a backend and panics on a violation.
+//! Listed once in `lib.rs` (`define_suite!`), instantiated per backend by
+//! `conformance_suite!`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use filecache::format;
+use filecache::layout::{KeyHash, Layout};
+use tempfile::TempDir;
+
+use crate::values::{check_stamped, stamped};
+use crate::{Backend, CacheUnderTest, Expiry, FailureKind, Options, sleep};
+
+fn fresh_dir() -> TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+fn open<B: Backend>(backend: &B, dir: &Path) -> B::Cache {
+    open_with(backend, dir, &Options::default())
+}
+
+fn open_with<B: Backend>(backend: &B, dir: &Path, options: &Options) -> B::Cache {
+    match backend.open(dir, options) {
+        Ok(cache) => cache,
+        Err(e) => panic!("open `{}`: {e:?}", dir.display()),
+    }
+}
+
+/// The entry file of `key` in the cache at `dir`.
+fn entry_path(dir: &Path, key: &str) -> PathBuf {
+    Layout::new(dir.to_path_buf()).entry_path(&KeyHash::of(key))
+}
+
+/// Entry files on disk, counted independently of the cache's own scan.
+fn entry_files_on_disk(dir: &Path) -> usize {
+    let Ok(shards) = fs::read_dir(dir) else {
+        return 0;
+    };
+    shards
+        .flatten()
+        .filter(|shard| shard.path().is_dir() && shard.file_name().len() == 2)
+        .flat_map(|shard| fs::read_dir(shard.path()).into_iter().flatten().flatten())
+        .filter(|entry| entry.file_name().len() == 64)
+        .count()
+}
+
+fn bytes_of(text: &str) -> Option<Vec<u8>> {
+    Some(text.as_bytes().to_vec())
+}
+
+pub fn insert_get_remove<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert_eq!(cache.get("k").expect("get"), None);
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("v"));
+    assert!(
+        entry_path(dir.path(), "k").is_file(),
+        "the entry is one file named by the key hash"
+    );
+    cache.remove("k").expect("remove");
+    assert_eq!(cache.get("k").expect("get"), None);
+    assert!(!entry_path(dir.path(), "k").exists());
+}
+
+pub fn overwrite_replaces_value<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache
+        .insert("k", b"first value, longer", Expiry::Never)
+        .expect("insert");
+    cache
+        .insert("k", b"second", Expiry::Never)
+        .expect("overwrite");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("second"));
+    assert_eq!(entry_files_on_disk(dir.path()), 1);
+}
+
+pub fn binary_and_empty_values<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let all_bytes: Vec<u8> = (0..=255u8).rev().chain(0..=255).collect();
+    cache
+        .insert("binary", &all_bytes, Expiry::Never)
+        .expect("insert");
+    cache
+        .insert("empty", b"", Expiry::Never)
+        .expect("insert empty");
+    assert_eq!(cache.get("binary").expect("get"), Some(all_bytes));
+    assert_eq!(
+        cache.get("empty").expect("get"),
+        Some(Vec::new()),
+        "empty is not absent"
+    );
+    assert!(cache.contains_key("empty").expect("contains"));
+}
+
+pub fn unicode_and_4k_keys<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let long_key = "k".repeat(4096);
+    let keys = [
+        "héllo wörld",
+        "ключ",
+        "鍵/../..\\..",
+        "🦀\u{0}nul",
+        "",
+        " ",
+        long_key.as_str(),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        cache
+            .insert(key, format!("value {i}").as_bytes(), Expiry::Never)
+            .expect("insert");
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            cache.get(key).expect("get"),
+            bytes_of(&format!("value {i}")),
+            "key {key:?}"
+        );
+    }
+    assert_eq!(cache.approx_size().expect("size"), keys.len() as u64);
+    assert_eq!(
+        entry_files_on_disk(dir.path()),
+        keys.len(),
+        "no key escapes into a path"
+    );
+}
+
+pub fn large_value_round_trips<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let large = stamped(1, 1, 3 * 1024 * 1024 + 17);
+    cache
+        .insert("large", &large, Expiry::Never)
+        .expect("insert");
+    assert_eq!(
+        cache
+            .get("large")
+            .expect("get")
+            .as_deref()
+            .and_then(check_stamped),
+        Some((1, 1))
+    );
+}
+
+pub fn oversized_key_or_value_is_invalid_input<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let options = Options {
+        max_key_bytes: 100,
+        max_value_bytes: 1000,
+        ..Options::default()
+    };
+    let mut cache = open_with(backend, dir.path(), &options);
+    cache.insert("k", b"old", Expiry::Never).expect("insert");
+    let long_key = "x".repeat(101);
+    let err = cache
+        .insert(&long_key, b"v", Expiry::Never)
+        .expect_err("key over the limit");
+    assert_eq!(err.kind, FailureKind::InvalidInput, "{err:?}");
+    assert!(err.message.contains("key"), "{}", err.message);
+    assert_eq!(
+        cache
+            .get(&long_key)
+            .expect_err("get with an oversized key")
+            .kind,
+        FailureKind::InvalidInput
+    );
+    let err = cache
+        .insert("k", &[0u8; 1001], Expiry::Never)
+        .expect_err("value over the limit");
+    assert_eq!(err.kind, FailureKind::InvalidInput, "{err:?}");
+    assert!(err.message.contains("value"), "{}", err.message);
+    assert_eq!(
+        cache.get("k").expect("get"),
+        bytes_of("old"),
+        "a refused insert loses nothing"
+    );
+    cache
+        .insert(&"y".repeat(100), &[7u8; 1000], Expiry::Never)
+        .expect("exactly at the limits");
+    let zero_lease = Options {
+        lease: Duration::ZERO,
+        ..Options::default()
+    };
+    let err = backend
+        .open(dir.path(), &zero_lease)
+        .err()
+        .expect("a zero lease is refused");
+    assert_eq!(err.kind, FailureKind::InvalidInput);
+}
+
+pub fn contains_key_tracks_presence<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert!(!cache.contains_key("k").expect("contains"));
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    assert!(cache.contains_key("k").expect("contains"));
+    cache.remove("k").expect("remove");
+    assert!(!cache.contains_key("k").expect("contains"));
+}
+
+pub fn approx_size_counts_entries<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert_eq!(cache.approx_size().expect("size"), 0);
+    cache.insert("a", b"1", Expiry::Never).expect("insert");
+    cache.insert("b", b"2", Expiry::Never).expect("insert");
+    assert_eq!(cache.approx_size().expect("size"), 2);
+    cache
+        .insert("a", b"1 again", Expiry::Never)
+        .expect("overwrite");
+    assert_eq!(
+        cache.approx_size().expect("size"),
+        2,
+        "an overwrite keeps the count"
+    );
+    cache.clear().expect("clear");
+    assert_eq!(cache.approx_size().expect("size"), 0);
+    assert_eq!(cache.get("a").expect("get"), None);
+}
+
+pub fn remove_absent_succeeds<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache
+        .remove("never-inserted")
+        .expect("removing an absent key succeeds");
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    cache.remove("k").expect("remove");
+    cache.remove("k").expect("removing twice succeeds");
+}
+
+pub fn reopen_sees_previous_entries<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    {
+        let mut cache = open(backend, dir.path());
+        cache
+            .insert("kept", b"across handles", Expiry::Never)
+            .expect("insert");
+    }
+    let mut cache = open(backend, dir.path());
+    assert_eq!(cache.get("kept").expect("get"), bytes_of("across handles"));
+}
+
+pub fn missing_directory_is_created<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let nested = dir.path().join("a").join("b");
+    let mut cache = open(backend, &nested);
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    assert!(
+        nested.join("CACHEDIR.TAG").is_file(),
+        "the directory is tagged as a cache"
+    );
+    assert!(entry_path(&nested, "k").is_file());
+}
+
+pub fn durable_insert_round_trips<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let options = Options {
+        durable: true,
+        ..Options::default()
+    };
+    let mut cache = open_with(backend, dir.path(), &options);
+    cache
+        .insert("k", b"synced", Expiry::Never)
+        .expect("durable insert");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("synced"));
+}
+
+pub fn expiry_never_keeps_entry<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    let raw = fs::read(entry_path(dir.path(), "k")).expect("read entry");
+    let entry = format::decode(&raw).expect("decodes");
+    assert_eq!(entry.expires_at, format::NEVER);
+    assert_eq!(cache.get("k").expect("get"), bytes_of("v"));
+}
+
+pub fn expiry_after_300ms<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache
+        .insert("k", b"v", Expiry::After(Duration::from_millis(300)))
+        .expect("insert");
+    assert_eq!(
+        cache.get("k").expect("get"),
+        bytes_of("v"),
+        "live before 300 ms"
+    );
+    assert!(cache.contains_key("k").expect("contains"));
+    sleep(Duration::from_millis(350));
+    assert_eq!(cache.get("k").expect("get"), None, "expired after 300 ms");
+}
+
+pub fn expiry_at_past_time_is_a_miss<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let past = SystemTime::now() - Duration::from_secs(5);
+    cache.insert("k", b"v", Expiry::At(past)).expect("insert");
+    assert_eq!(cache.get("k").expect("get"), None);
+    assert!(!cache.contains_key("k").expect("contains"));
+}
+
+pub fn expiry_at_future_time<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let at = SystemTime::now() + Duration::from_millis(400);
+    cache.insert("k", b"v", Expiry::At(at)).expect("insert");
+    cache
+        .insert(
+            "far",
+            b"v",
+            Expiry::At(SystemTime::now() + Duration::from_secs(3600)),
+        )
+        .expect("insert");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("v"));
+    sleep(Duration::from_millis(450));
+    assert_eq!(cache.get("k").expect("get"), None);
+    assert_eq!(cache.get("far").expect("get"), bytes_of("v"));
+}
+
+pub fn expired_entry_is_removed_from_disk<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let past = SystemTime::now() - Duration::from_millis(1);
+    cache
+        .insert("by-get", b"v", Expiry::At(past))
+        .expect("insert");
+    cache
+        .insert("by-contains", b"v", Expiry::At(past))
+        .expect("insert");
+    assert!(
+        entry_path(dir.path(), "by-get").is_file(),
+        "written even though expired"
+    );
+    assert_eq!(
+        cache.approx_size().expect("size"),
+        2,
+        "expired entries count until removed"
+    );
+    assert_eq!(cache.get("by-get").expect("get"), None);
+    assert!(
+        !entry_path(dir.path(), "by-get").exists(),
+        "get removed the expired file"
+    );
+    assert!(!cache.contains_key("by-contains").expect("contains"));
+    assert!(
+        !entry_path(dir.path(), "by-contains").exists(),
+        "contains-key removed the expired file"
+    );
+    assert_eq!(cache.stats().expect("stats").expired_removed, 2);
+    assert_eq!(entry_files_on_disk(dir.path()), 0);
+    let tmp_left = fs::read_dir(dir.path().join("tmp"))
+        .expect("tmp dir")
+        .count();
+    assert_eq!(tmp_left, 0, "retiring leaves nothing behind");
+}
+
+/// Damages the entry of `key` with `damage`, then checks `get` misses, the file is
+/// gone and the removal is counted.
+fn check_damage<B: Backend>(backend: &B, damage: impl Fn(&mut Vec<u8>)) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache
+        .insert("k", b"a value that will be damaged", Expiry::Never)
+        .expect("insert");
+    cache
+        .insert("intact", b"untouched", Expiry::Never)
+        .expect("insert");
+    let path = entry_path(dir.path(), "k");
+    let mut bytes = fs::read(&path).expect("read entry");
+    damage(&mut bytes);
+    fs::write(&path, &bytes).expect("write damaged entry");
+    assert_eq!(
+        cache
+            .get("k")
+            .expect("a damaged entry is a miss, not an error"),
+        None
+    );
+    assert!(!path.exists(), "the damaged file is removed");
+    assert_eq!(
+        cache.stats().expect("stats").corrupt_removed,
+        1,
+        "and counted"
+    );
+    assert_eq!(cache.get("intact").expect("get"), bytes_of("untouched"));
+    cache
+        .insert("k", b"fresh", Expiry::Never)
+        .expect("the key is usable again");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("fresh"));
+}
+
+pub fn corrupt_truncated_is_miss_and_removed<B: Backend>(backend: &B) {
+    check_damage(backend, |bytes| bytes.truncate(20));
+}
+
+pub fn corrupt_bad_magic_is_miss_and_removed<B: Backend>(backend: &B) {
+    check_damage(backend, |bytes| bytes[..4].copy_from_slice(b"JUNK"));
+}
+
+pub fn corrupt_unknown_version_is_miss_and_removed<B: Backend>(backend: &B) {
+    check_damage(backend, |bytes| {
+        bytes[4..6].copy_from_slice(&99u16.to_le_bytes())
+    });
+}
+
+pub fn corrupt_length_mismatch_is_miss_and_removed<B: Backend>(backend: &B) {
+    check_damage(backend, |bytes| {
+        bytes.extend_from_slice(b"trailing garbage")
+    });
+}
+
+pub fn corrupt_bad_checksum_is_miss_and_removed<B: Backend>(backend: &B) {
+    check_damage(backend, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+    });
+}
+
+pub fn corrupt_entry_seen_by_contains_key_is_removed<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache.insert("k", b"value", Expiry::Never).expect("insert");
+    let path = entry_path(dir.path(), "k");
+    fs::write(&path, b"not an entry at all").expect("damage");
+    assert!(!cache.contains_key("k").expect("contains"));
+    assert!(!path.exists());
+    assert_eq!(cache.stats().expect("stats").corrupt_removed, 1);
+}
+
+pub fn entry_of_another_key_is_a_miss<B: Backend>(backend: &B) {
+    // What a blake3 collision would look like: the file at a key's path holds
+    // another key. It is a miss for this key, and not deleted as damage.
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache
+        .insert("other", b"other's value", Expiry::Never)
+        .expect("insert");
+    let target = entry_path(dir.path(), "mine");
+    fs::create_dir_all(target.parent().expect("shard")).expect("shard dir");
+    fs::copy(entry_path(dir.path(), "other"), &target).expect("plant");
+    assert_eq!(cache.get("mine").expect("get"), None);
+    assert!(!cache.contains_key("mine").expect("contains"));
+    assert_eq!(cache.stats().expect("stats").corrupt_removed, 0);
+    cache
+        .insert("mine", b"my value", Expiry::Never)
+        .expect("insert replaces it");
+    assert_eq!(cache.get("mine").expect("get"), bytes_of("my value"));
+    assert_eq!(cache.get("other").expect("get"), bytes_of("other's value"));
+}
+
+pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let options = Options {
+        lease: Duration::from_secs(60),
+        ..Options::default()
+    };
+    drop(open_with(backend, dir.path(), &options));
+    let tmp = dir.path().join("tmp");
+    let stale = tmp.join("0123456789abcdef-fedcba9876543210.tmp");
+    let fresh = tmp.join("0123456789abcdef-0000000000000001.tmp");
+    let foreign = tmp.join("not-ours.tmp");
+    for path in [&stale, &fresh, &foreign] {
+        fs::write(path, b"half an entry").expect("plant temp");
+    }
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    for path in [&stale, &foreign] {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(old))
+            .expect("age the file");
+    }
+    let mut cache = open_with(backend, dir.path(), &options);
+    assert!(
+        !stale.exists(),
+        "a temp file older than the lease is swept at open"
+    );
+    assert!(
+        fresh.exists(),
+        "a young temp file may belong to a live writer: kept"
+    );
+    assert!(
+        foreign.exists(),
+        "a file not named like ours is not touched"
+    );
+    assert_eq!(
+        cache.approx_size().expect("size"),
+        0,
+        "temp files are not entries"
+    );
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    assert_eq!(cache.approx_size().expect("size"), 1);
+}
+
+pub fn clear_leaves_foreign_files<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    for i in 0..20 {
+        cache
+            .insert(&format!("k{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    let shard = entry_path(dir.path(), "k0")
+        .parent()
+        .expect("shard")
+        .to_path_buf();
+    let foreign = [
+        dir.path().join("README.txt"),
+        shard.join("notes.txt"),
+        shard.join("ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"),
+        dir.path().join("zz").join("0".repeat(64)),
+        dir.path().join("photos").join("0".repeat(64)),
+    ];
+    for path in &foreign {
+        fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        fs::write(path, b"not the cache's").expect("plant");
+    }
+    cache.clear().expect("clear");
+    assert_eq!(cache.approx_size().expect("size"), 0);
+    assert_eq!(cache.get("k0").expect("get"), None);
+    for path in &foreign {
+        assert!(
+            path.is_file(),
+            "clear removed a foreign file: {}",
+            path.display()
+        );
+    }
+}
+
+pub fn stats_count_hits_and_misses<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache.insert("a", b"12345", Expiry::Never).expect("insert");
+    cache.insert("b", b"", Expiry::Never).expect("insert");
+    cache.get("a").expect("hit");
+    cache.get("b").expect("hit");
+    cache.get("c").expect("miss");
+    let stats = cache.stats().expect("stats");
+    assert_eq!((stats.hits, stats.misses), (2, 1));
+    assert_eq!(stats.entries, 2);
+    let header = format::HEADER_LEN as u64;
+    assert_eq!(stats.bytes, (header + 1 + 5) + (header + 1));
+    assert_eq!(
+        (stats.expired_removed, stats.evicted, stats.corrupt_removed),
+        (0, 0, 0)
+    );
+}
+
+/// Writers hammer one key with whole stamped values while readers check that
+/// every value they see is one a writer wrote, whole.
+pub fn concurrent_writers_never_tear<B: Backend>(backend: &B) {
+    const WRITES_PER_WRITER: u64 = 150;
+    const READERS: usize = 2;
+    let dir = fresh_dir();
+    let writers = backend.writers();
+    let done = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let hits = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let mut writer_threads = Vec::new();
+        for writer in 0..writers as u64 {
+            let mut cache = open(backend, dir.path());
+            writer_threads.push(scope.spawn(move || {
+                for seq in 0..WRITES_PER_WRITER {
+                    // Vary the size so a torn value cannot pass by length alone.
+                    let len = 64 + ((writer * 977 + seq * 131) % 8000) as usize;
+                    cache
+                        .insert("contended", &stamped(writer, seq, len), Expiry::Never)
+                        .expect("insert");
+                }
+            }));
+        }
+        for _ in 0..READERS {
+            let mut cache = open(backend, dir.path());
+            let (done, reads, hits) = (&done, &reads, &hits);
+            scope.spawn(move || {
+                while !done.load(Ordering::Acquire) {
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    if let Some(value) = cache.get("contended").expect("get") {
+                        hits.fetch_add(1, Ordering::Relaxed);
+                        let (writer, seq) =
+                            check_stamped(&value).expect("a whole value one writer wrote");
+                        assert!(writer < writers as u64 && seq < WRITES_PER_WRITER);
+                    }
+                }
+            });
+        }
+        for thread in writer_threads {
+            thread.join().expect("writer");
+        }
+        done.store(true, Ordering::Release);
+    });
+    let mut cache = open(backend, dir.path());
+    let last = cache
+        .get("contended")
+        .expect("get")
+        .expect("a value survives");
+    let (_, seq) = check_stamped(&last).expect("whole");
+    assert_eq!(
+        seq,
+        WRITES_PER_WRITER - 1,
+        "the last write of some writer wins"
+    );
+    assert!(
+        hits.load(Ordering::Relaxed) > 0,
+        "readers saw values ({} reads)",
+        reads.load(Ordering::Relaxed)
+    );
+    assert_eq!(cache.stats().expect("stats").corrupt_removed, 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+        0,
+        "no temp file left"
+    );
+}
