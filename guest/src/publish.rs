@@ -54,22 +54,18 @@ pub fn publish(
 
 /// Creates a fresh temporary file for an entry of `hash` with `create_new`.
 fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
-    let mut last_clash = None;
-    for _ in 0..TEMP_NAME_ATTEMPTS {
+    let mut attempt = 1;
+    loop {
         let temp = layout.temp_path(hash);
         let create = || OpenOptions::new().write(true).create_new(true).open(&temp);
         match in_dir(layout.tmp_dir(), create) {
             Ok(file) => return Ok((file, temp)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_clash = Some((temp, e)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < TEMP_NAME_ATTEMPTS => {
+                attempt += 1
+            }
             Err(e) => return Err(Error::io("create temporary file", &temp, e)),
         }
     }
-    let (temp, e) = last_clash.expect("at least one attempt was made");
-    Err(Error::io(
-        "create temporary file (every fresh name was taken)",
-        &temp,
-        e,
-    ))
 }
 
 fn write_out(mut file: File, parts: &[&[u8]], durable: bool, temp: &Path) -> Result<()> {
