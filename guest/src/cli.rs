@@ -2,9 +2,12 @@
 //! runs unchanged as a `wasi:cli/run` component under `wasmtime run`.
 //!
 //! ```text
-//! filecache-cli --dir DIR [--durable] [--lease D] COMMAND
+//! filecache-cli --dir DIR [--durable] [--lease D] [--lock-timeout D] COMMAND
 //!   get KEY                         value to stdout; exit 1 on a miss
 //!   insert KEY VALUE [--ttl D]      VALUE `-` reads the bytes from stdin
+//!   add KEY VALUE [--ttl D]         insert only if absent; prints true or false
+//!   increment KEY [DELTA]           adds DELTA (default 1); prints the new value
+//!   touch KEY --ttl D               new expiry for a live value; prints true or false
 //!   remove KEY
 //!   contains KEY                    prints true or false
 //!   clear
@@ -29,15 +32,22 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_FAILURE: i32 = 3;
 
 /// The usage text.
-pub const USAGE: &str = "usage: filecache-cli --dir DIR [--durable] [--lease D] COMMAND
+pub const USAGE: &str = "usage: filecache-cli --dir DIR [--durable] [--lease D] [--lock-timeout D] COMMAND
 commands:
   get KEY                      print the value (exit 1 on a miss)
   insert KEY VALUE [--ttl D]   store VALUE (`-` reads it from stdin); D: 300ms, 5s, 5m, 1h, 2d, never
+  add KEY VALUE [--ttl D]      store VALUE only if KEY has no live value; print true or false
+  increment KEY [DELTA]        add DELTA (default 1) to the integer under KEY; print the result
+  touch KEY --ttl D            give KEY's live value a new expiry; print true or false
   remove KEY                   remove the entry (absent keys are fine)
   contains KEY                 print true or false
   clear                        remove every entry
   size                         print the number of entries
   stats [--json]               print counters and sizes
+options:
+  --lease D          age after which a temporary or lock file is abandoned (default 10s)
+  --lock-timeout D   how long add/increment/touch wait for a locked key (default 12s)
+  --durable          sync each write to stable storage before reporting success
 ";
 
 /// The standard streams a command uses.
@@ -57,6 +67,7 @@ struct Invocation {
     durable: bool,
     json: bool,
     lease: Option<Ttl>,
+    lock_timeout: Option<Ttl>,
     ttl: Option<Ttl>,
     words: Vec<String>,
 }
@@ -107,6 +118,9 @@ fn parse(args: &[String]) -> Result<Invocation, Failure> {
             "--dir" => invocation.dir = Some(value_of("--dir")?),
             "--ttl" => invocation.ttl = Some(duration(value_of("--ttl")?)?),
             "--lease" => invocation.lease = Some(duration(value_of("--lease")?)?),
+            "--lock-timeout" => {
+                invocation.lock_timeout = Some(duration(value_of("--lock-timeout")?)?);
+            }
             "--durable" => invocation.durable = true,
             "--json" => invocation.json = true,
             "-h" | "--help" => return Err(Failure::Usage("help requested".into())),
@@ -127,20 +141,32 @@ fn execute<I: Read, O: Write, E: Write>(
     let Some((&command, operands)) = words.split_first() else {
         return Err(Failure::Usage("no command given".into()));
     };
-    let expected = match command {
-        "get" | "remove" | "contains" => 1,
-        "insert" => 2,
-        "clear" | "size" | "stats" => 0,
+    let (fewest, most) = match command {
+        "get" | "remove" | "contains" | "touch" => (1, 1),
+        "insert" | "add" => (2, 2),
+        "increment" => (1, 2),
+        "clear" | "size" | "stats" => (0, 0),
         other => return Err(Failure::Usage(format!("unknown command `{other}`"))),
     };
-    if operands.len() != expected {
+    if !(fewest..=most).contains(&operands.len()) {
         return Err(Failure::Usage(format!(
-            "`{command}` takes {expected} operand(s), got {}",
+            "`{command}` takes {} operand(s), got {}",
+            if fewest == most {
+                fewest.to_string()
+            } else {
+                format!("{fewest} or {most}")
+            },
             operands.len()
         )));
     }
-    if inv.ttl.is_some() && command != "insert" {
-        return Err(Failure::Usage("--ttl only applies to insert".into()));
+    let takes_ttl = matches!(command, "insert" | "add" | "touch");
+    if inv.ttl.is_some() && !takes_ttl {
+        return Err(Failure::Usage(
+            "--ttl only applies to insert, add and touch".into(),
+        ));
+    }
+    if command == "touch" && inv.ttl.is_none() {
+        return Err(Failure::Usage("touch needs --ttl D".into()));
     }
     let dir = inv
         .dir
@@ -155,6 +181,17 @@ fn execute<I: Read, O: Write, E: Write>(
         Some(Ttl::Never) => return Err(Failure::Usage("--lease must be a duration".into())),
         None => {}
     }
+    match inv.lock_timeout {
+        Some(Ttl::After(timeout)) => options.lock_timeout = timeout,
+        Some(Ttl::Never) => {
+            return Err(Failure::Usage("--lock-timeout must be a duration".into()));
+        }
+        None => {}
+    }
+    let expiry = match inv.ttl {
+        None | Some(Ttl::Never) => Expiry::Never,
+        Some(Ttl::After(ttl)) => Expiry::After(ttl),
+    };
     let cache = FileStore::open(dir, options)?;
     let out = &mut streams.stdout;
     match (command, operands) {
@@ -163,18 +200,23 @@ fn execute<I: Read, O: Write, E: Write>(
             None => return Ok(EXIT_MISS),
         },
         ("insert", [key, value]) => {
-            let expiry = match inv.ttl {
-                None | Some(Ttl::Never) => Expiry::Never,
-                Some(Ttl::After(ttl)) => Expiry::After(ttl),
-            };
-            if *value == "-" {
-                let mut bytes = Vec::new();
-                streams.stdin.read_to_end(&mut bytes)?;
-                cache.insert(key, &bytes, expiry)?;
-            } else {
-                cache.insert(key, value.as_bytes(), expiry)?;
-            }
+            let value = value_operand(value, &mut streams.stdin)?;
+            cache.insert(key, &value, expiry)?;
         }
+        ("add", [key, value]) => {
+            let value = value_operand(value, &mut streams.stdin)?;
+            writeln!(out, "{}", cache.add(key, &value, expiry)?)?;
+        }
+        ("increment", [key, rest @ ..]) => {
+            let delta = match rest {
+                [] => 1,
+                [delta, ..] => delta.parse::<i64>().map_err(|_| {
+                    Failure::Usage(format!("DELTA must be a 64-bit integer, not `{delta}`"))
+                })?,
+            };
+            writeln!(out, "{}", cache.increment(key, delta)?)?;
+        }
+        ("touch", [key]) => writeln!(out, "{}", cache.touch(key, expiry)?)?,
         ("remove", [key]) => cache.remove(key)?,
         ("contains", [key]) => writeln!(out, "{}", cache.contains_key(key)?)?,
         ("clear", []) => cache.clear()?,
@@ -183,6 +225,17 @@ fn execute<I: Read, O: Write, E: Write>(
         _ => unreachable_usage()?,
     }
     Ok(EXIT_OK)
+}
+
+/// The bytes of a VALUE operand: the operand itself, or standard input for `-`.
+fn value_operand(operand: &str, stdin: &mut impl Read) -> Result<Vec<u8>, Failure> {
+    if operand == "-" {
+        let mut bytes = Vec::new();
+        stdin.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    } else {
+        Ok(operand.as_bytes().to_vec())
+    }
 }
 
 fn unreachable_usage() -> Result<(), Failure> {

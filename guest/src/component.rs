@@ -41,6 +41,30 @@ impl GuestCache for CacheHandle {
         Ok(self.0.remove(&key)?)
     }
 
+    fn add(&self, key: String, value: Vec<u8>, expiry: wit::Expiry) -> Result<bool, wit::Error> {
+        Ok(self.0.add(&key, &value, expiry_from_wit(expiry))?)
+    }
+
+    fn increment(&self, key: String, delta: i64) -> Result<i64, wit::Error> {
+        Ok(self.0.increment(&key, delta)?)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+        expiry: wit::Expiry,
+    ) -> Result<bool, wit::Error> {
+        Ok(self
+            .0
+            .compare_and_swap(&key, expected.as_deref(), &new, expiry_from_wit(expiry))?)
+    }
+
+    fn touch(&self, key: String, expiry: wit::Expiry) -> Result<bool, wit::Error> {
+        Ok(self.0.touch(&key, expiry_from_wit(expiry))?)
+    }
+
     fn contains_key(&self, key: String) -> Result<bool, wit::Error> {
         Ok(self.0.contains_key(&key)?)
     }
@@ -81,6 +105,9 @@ fn options_from_wit(options: &wit::Options) -> Result<crate::Options, wit::Error
         lease: options
             .lease_ms
             .map_or(defaults.lease, Duration::from_millis),
+        lock_timeout: options
+            .lock_timeout_ms
+            .map_or(defaults.lock_timeout, Duration::from_millis),
     })
 }
 

@@ -1,4 +1,7 @@
-//! The on-disk entry format, version 1 — the one place it is defined.
+//! The on-disk formats, version 1 — the one place they are defined: entry files
+//! and lock files.
+//!
+//! # Entry files
 //!
 //! Every entry is one file holding a fixed 44-byte header, the key, then the value.
 //! All integers are little-endian.
@@ -20,6 +23,22 @@
 //! torn write) fails the check. Decoding never panics: a short file, wrong magic,
 //! unknown version or flags, length mismatch, bad checksum or non-UTF-8 key is a
 //! [`DecodeError`], which the store treats as a miss and removes.
+//!
+//! # Lock files
+//!
+//! A key lock (`locks/<64 hex>.lock`, see `crate::exclusion`) is a 32-byte file:
+//!
+//! | offset | size | field         | meaning                                              |
+//! |--------|------|---------------|------------------------------------------------------|
+//! | 0      | 4    | `magic`       | `b"FCLK"`                                            |
+//! | 4      | 2    | `version`     | `1`                                                  |
+//! | 6      | 2    | `reserved`    | `0`                                                  |
+//! | 8      | 16   | `owner`       | random token of the holder, unique per acquisition   |
+//! | 24     | 8    | `acquired_at` | Unix time in milliseconds (for people reading it)    |
+//!
+//! Only the holder reads its content, to check it still holds the lock; whether a
+//! lock is abandoned is judged by the file's modification time alone, because a
+//! holder that died between creating the file and writing it leaves it empty.
 
 use std::sync::LazyLock;
 
@@ -211,6 +230,30 @@ pub fn decode(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
     })
 }
 
+/// The four bytes every lock file starts with.
+pub const LOCK_MAGIC: [u8; 4] = *b"FCLK";
+/// Size of a lock file, in bytes.
+pub const LOCK_LEN: usize = 32;
+
+/// Encodes the content of a lock file held by `owner` since `acquired_at_ms`.
+pub fn encode_lock(owner: [u8; 16], acquired_at_ms: u64) -> [u8; LOCK_LEN] {
+    let mut out = [0u8; LOCK_LEN];
+    out[0..4].copy_from_slice(&LOCK_MAGIC);
+    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[8..24].copy_from_slice(&owner);
+    out[24..32].copy_from_slice(&acquired_at_ms.to_le_bytes());
+    out
+}
+
+/// The owner token of a lock file's content, if it is a whole lock file.
+pub fn lock_owner(bytes: &[u8]) -> Option<[u8; 16]> {
+    if bytes.len() != LOCK_LEN || bytes[0..4] != LOCK_MAGIC || bytes[4..6] != VERSION.to_le_bytes()
+    {
+        return None;
+    }
+    Some(array(&bytes[8..24]))
+}
+
 /// Whether an entry with `expires_at` is expired at `now_ms`.
 pub fn is_expired(expires_at: u64, now_ms: u64) -> bool {
     expires_at != NEVER && now_ms >= expires_at
@@ -253,6 +296,23 @@ mod tests {
             "7621",                             // value
         );
         assert_eq!(hex, expected);
+    }
+
+    #[test]
+    fn lock_file_is_pinned_byte_for_byte() {
+        let lock = encode_lock([0xab; 16], 0x0102_0304_0506_0708);
+        let hex: String = lock.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = concat!(
+            "46434c4b",                         // magic "FCLK"
+            "0100",                             // version 1
+            "0000",                             // reserved
+            "abababababababababababababababab", // owner token
+            "0807060504030201",                 // acquired_at
+        );
+        assert_eq!(hex, expected);
+        assert_eq!(lock_owner(&lock), Some([0xab; 16]));
+        assert_eq!(lock_owner(&lock[..31]), None);
+        assert_eq!(lock_owner(b""), None);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   CACHEDIR.TAG     marks the directory as a cache (https://bford.info/cachedir/),
 //!                    so backup tools skip it; written by `open`
 //!   tmp/             files being written: `<key hash, 16 hex>-<nonce, 16 hex>.tmp`,
-//!                    created with `create_new`; also entries being retired
+//!                    created with `create_new`; also entries and locks being retired
+//!   locks/           key locks of the atomic operations: `<64 hex>.lock`, created
+//!                    with `create_new` (see `crate::exclusion`)
 //!   00/ … ff/        shards, created on first use: the first two hex digits of the hash
 //!     <64 hex>       an entry: the blake3 hash of its key, lower-case hex, no extension
 //! ```
@@ -25,6 +27,10 @@ pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 /// Sub-directory holding temporary files.
 pub const TMP_DIR: &str = "tmp";
+/// Sub-directory holding key lock files.
+pub const LOCKS_DIR: &str = "locks";
+/// Extension of lock files.
+pub const LOCK_EXTENSION: &str = "lock";
 /// Extension of temporary files.
 pub const TEMP_EXTENSION: &str = "tmp";
 
@@ -36,6 +42,24 @@ impl KeyHash {
     /// Hashes a key.
     pub fn of(key: &str) -> Self {
         Self(*blake3::hash(key.as_bytes()).as_bytes())
+    }
+
+    /// The hash spelled by a 64-character lower-case hex name, if it is one.
+    pub fn from_hex(name: &str) -> Option<Self> {
+        if !is_entry_name(name) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(name.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// The index of the entry's shard directory (the first byte of the hash).
+    pub fn shard(&self) -> u8 {
+        self.0[0]
     }
 
     /// The 64-character lower-case hex form: the entry's file name.
@@ -53,13 +77,15 @@ impl KeyHash {
 pub struct Layout {
     root: PathBuf,
     tmp: PathBuf,
+    locks: PathBuf,
 }
 
 impl Layout {
     /// The layout of the cache rooted at `root`.
     pub fn new(root: PathBuf) -> Self {
         let tmp = root.join(TMP_DIR);
-        Self { root, tmp }
+        let locks = root.join(LOCKS_DIR);
+        Self { root, tmp, locks }
     }
 
     /// The cache directory.
@@ -70,6 +96,26 @@ impl Layout {
     /// The directory of temporary files.
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
+    }
+
+    /// The directory of key lock files.
+    pub fn locks_dir(&self) -> &Path {
+        &self.locks
+    }
+
+    /// The shard directory with this index: `<root>/<two hex digits>`.
+    pub fn shard_dir(&self, index: u8) -> PathBuf {
+        let mut name = String::with_capacity(2);
+        push_hex(&mut name, u64::from(index), 2);
+        self.root.join(name)
+    }
+
+    /// The lock file of the key with `hash`: `<root>/locks/<64 hex>.lock`.
+    pub fn lock_path(&self, hash: &KeyHash) -> PathBuf {
+        let mut name = hash.hex();
+        name.push('.');
+        name.push_str(LOCK_EXTENSION);
+        self.locks.join(name)
     }
 
     /// The tag file.
@@ -101,6 +147,20 @@ impl Layout {
 /// Whether `name` is a shard directory name: two lower-case hex digits.
 pub fn is_shard_name(name: &str) -> bool {
     name.len() == 2 && is_lower_hex(name)
+}
+
+/// The index of the shard directory called `name`, if it is one.
+pub fn shard_index(name: &str) -> Option<u8> {
+    if is_shard_name(name) {
+        u8::from_str_radix(name, 16).ok()
+    } else {
+        None
+    }
+}
+
+/// Whether `name` is a lock file name: `<64 hex>.lock`.
+pub fn is_lock_name(name: &str) -> bool {
+    name.strip_suffix(".lock").is_some_and(is_entry_name)
 }
 
 /// Whether `name` is an entry file name: 64 lower-case hex digits.
@@ -139,7 +199,7 @@ fn first_eight(bytes: &[u8; 32]) -> [u8; 8] {
 /// A number unlikely to repeat across threads, processes and wasm instances:
 /// OS randomness (through std's hasher seeds, which WASI provides too) mixed with a
 /// per-process counter. Uniqueness is a convenience: exclusion comes from `create_new`.
-fn nonce() -> u64 {
+pub(crate) fn nonce() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -162,6 +222,8 @@ mod tests {
             Some(Path::new("/c").join(&name[..2]).as_path())
         );
         assert_eq!(name, blake3::hash(b"hello").to_hex().as_str());
+        assert_eq!(KeyHash::from_hex(name), Some(hash));
+        assert_eq!(KeyHash::from_hex(&name[1..]), None);
         let temp = layout.temp_path(&hash);
         let temp_name = temp.file_name().and_then(|n| n.to_str()).expect("utf-8");
         assert!(is_temp_name(temp_name), "{temp_name}");
@@ -169,5 +231,18 @@ mod tests {
         assert_ne!(layout.temp_path(&hash), temp);
         assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("tmp"));
         assert!(!is_entry_name("notes.txt") && !is_temp_name("notes.tmp"));
+        let lock = layout.lock_path(&hash);
+        let lock_name = lock.file_name().and_then(|n| n.to_str()).expect("utf-8");
+        assert!(is_lock_name(lock_name) && lock_name.starts_with(name));
+        assert_eq!(lock.parent(), Some(Path::new("/c/locks")));
+        assert_eq!(shard_index(&name[..2]), Some(hash.shard()));
+        assert_eq!(
+            layout.shard_dir(hash.shard()),
+            Path::new("/c").join(&name[..2])
+        );
+        assert_eq!(
+            (shard_index("ff"), shard_index("FF"), shard_index("f")),
+            (Some(255), None, None)
+        );
     }
 }

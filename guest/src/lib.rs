@@ -40,7 +40,9 @@
 //! - There are no OS file locks anywhere (WASI has none).
 #![deny(missing_docs)]
 
+mod atomic;
 mod error;
+mod exclusion;
 pub mod format;
 pub mod layout;
 mod options;

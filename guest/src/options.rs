@@ -16,9 +16,15 @@ pub struct Options {
     pub max_key_bytes: usize,
     /// Largest accepted value, in bytes. Default: 64 MiB.
     pub max_value_bytes: u64,
-    /// Age after which a temporary file left by a writer is presumed abandoned
-    /// (its writer died) and is removed. Default: 30 s.
+    /// Age after which a temporary or lock file left by a writer is presumed
+    /// abandoned (its writer died) and is reclaimed. A write, including its sync,
+    /// must finish within the lease. Default: 10 s.
     pub lease: Duration,
+    /// How long an atomic operation ([`crate::FileStore::increment`] and the
+    /// like) waits for another writer's lock on the same key before returning
+    /// [`Error::Busy`]. Default: 12 s — longer than the default lease, so a lock
+    /// left by a writer that died is always reclaimed within one wait.
+    pub lock_timeout: Duration,
 }
 
 impl Default for Options {
@@ -27,7 +33,8 @@ impl Default for Options {
             durable: false,
             max_key_bytes: 16 * 1024,
             max_value_bytes: 64 * 1024 * 1024,
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(12),
         }
     }
 }

@@ -33,23 +33,72 @@ const SINGLE_WRITE_LIMIT: usize = 64 * 1024;
 pub fn publish(
     layout: &Layout,
     hash: &KeyHash,
-    mut head: Vec<u8>,
+    head: Vec<u8>,
     value: &[u8],
     durable: bool,
 ) -> Result<()> {
+    stage(layout, hash, head, value, durable)?.commit()
+}
+
+/// An entry written to its temporary file but not yet visible. Dropping it
+/// removes the temporary file; [`Staged::commit`] publishes it.
+#[derive(Debug)]
+pub struct Staged<'a> {
+    layout: &'a Layout,
+    hash: KeyHash,
+    temp: PathBuf,
+    durable: bool,
+    done: bool,
+}
+
+/// Writes `head` followed by `value` to a fresh temporary file for `hash`.
+///
+/// # Errors
+/// An I/O error (or [`Error::StorageFull`]); no temporary file is left behind.
+pub fn stage<'a>(
+    layout: &'a Layout,
+    hash: &KeyHash,
+    mut head: Vec<u8>,
+    value: &[u8],
+    durable: bool,
+) -> Result<Staged<'a>> {
     let (file, temp) = create_temp(layout, hash)?;
-    let written = if value.len() <= SINGLE_WRITE_LIMIT {
-        head.extend_from_slice(value);
-        write_out(file, &[&head], durable, &temp)
-    } else {
-        write_out(file, &[&head, value], durable, &temp)
+    let staged = Staged {
+        layout,
+        hash: *hash,
+        temp,
+        durable,
+        done: false,
     };
-    let result = written.and_then(|()| rename_into_place(layout, hash, &temp, durable));
-    if result.is_err() {
-        // Best effort: the sweep at open removes it later if this fails too.
-        let _ = fs::remove_file(&temp);
+    if value.len() <= SINGLE_WRITE_LIMIT {
+        head.extend_from_slice(value);
+        write_out(file, &[&head], durable, &staged.temp)?;
+    } else {
+        write_out(file, &[&head, value], durable, &staged.temp)?;
     }
-    result
+    Ok(staged)
+}
+
+impl Staged<'_> {
+    /// Renames the temporary file over the entry: from now on readers see it.
+    ///
+    /// # Errors
+    /// An I/O error; the previous entry is then untouched.
+    pub fn commit(mut self) -> Result<()> {
+        let result = rename_into_place(self.layout, &self.hash, &self.temp, self.durable);
+        // Once renamed, the temporary name is gone; on failure, Drop removes it.
+        self.done = result.is_ok();
+        result
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort: the sweep at open removes it later if this fails too.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// Creates a fresh temporary file for an entry of `hash` with `create_new`.
@@ -92,12 +141,13 @@ fn rename_into_place(layout: &Layout, hash: &KeyHash, temp: &Path, durable: bool
     Ok(())
 }
 
-/// Runs `op`, which creates a name in `dir`; if it fails because `dir` is missing
-/// (first use of a shard, or the directory was removed under us), creates `dir`
-/// and tries once more.
+/// Runs `op`, which creates a name in `dir`; if it fails because a directory is
+/// missing (first use of a shard, or the directory was removed under us), creates
+/// `dir` and tries once more. (Whether `dir` exists is not checked first: another
+/// writer may have created it between the failure and the check.)
 pub fn in_dir<T>(dir: &Path, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
     match op() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !dir.exists() => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir_all(dir)?;
             op()
         }

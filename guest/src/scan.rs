@@ -1,15 +1,26 @@
-//! Whole-directory work: counting and clearing entries, sweeping abandoned temp files.
+//! Whole-directory work: listing, counting and clearing entries, sweeping abandoned
+//! temporary and lock files.
 //!
 //! Only names of the shapes defined in [`crate::layout`] are touched, so files that
-//! are not the cache's own survive `clear` and the sweep.
+//! are not the cache's own survive `clear` and the sweeps.
+//!
+//! Listings go through [`list_names`], which copes with a quirk of WASI hosts:
+//! wasmtime's `read-directory` stats every entry as it lists it, so an entry
+//! removed by another writer between the two makes the stream yield an error, and
+//! wasi-libc (and so `std`) end the listing there. A listing cut short that way is
+//! taken again.
 
-use std::fs::{self, DirEntry};
+use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::exclusion;
 use crate::layout::{self, Layout};
+
+/// How many times a listing cut short by a vanished entry is taken again.
+const LISTING_ATTEMPTS: usize = 16;
 
 /// Totals of a scan of the entry files.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,105 +31,157 @@ pub struct Totals {
     pub bytes: u64,
 }
 
-/// Calls `visit` for every entry file in every shard.
-fn for_each_entry(layout: &Layout, mut visit: impl FnMut(&DirEntry) -> Result<()>) -> Result<()> {
-    let root = layout.root();
-    for shard in read_dir_or_empty(root)? {
-        let shard = shard.context("read directory", root)?;
-        if !shard
-            .file_name()
-            .to_str()
-            .is_some_and(layout::is_shard_name)
-        {
-            continue;
-        }
-        let shard_path = shard.path();
-        for entry in read_dir_or_empty(&shard_path)? {
-            let entry = entry.context("read directory", &shard_path)?;
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(layout::is_entry_name)
-            {
-                visit(&entry)?;
+/// The UTF-8 names in `dir`; a directory that does not exist (or is a file) is
+/// empty. Names that are not UTF-8 are never the cache's own and are skipped.
+///
+/// # Errors
+/// An I/O error if the directory cannot be read, or if every attempt to list it
+/// was cut short by entries vanishing underneath.
+pub fn list_names(dir: &Path) -> Result<Vec<String>> {
+    let mut last_cut = None;
+    for _ in 0..LISTING_ATTEMPTS {
+        let listing = match fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(e) if is_missing_dir(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read directory", dir, e)),
+        };
+        let mut names = Vec::new();
+        let mut cut = None;
+        for item in listing {
+            match item {
+                Ok(entry) => {
+                    if let Ok(name) = entry.file_name().into_string() {
+                        names.push(name);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    cut = Some(e);
+                    break;
+                }
+                Err(e) => return Err(Error::io("read directory", dir, e)),
             }
         }
+        match cut {
+            None => return Ok(names),
+            Some(e) => last_cut = Some(e),
+        }
     }
-    Ok(())
+    let e = last_cut.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound));
+    Err(Error::io(
+        "read directory (entries kept vanishing while it was listed)",
+        dir,
+        e,
+    ))
 }
 
-/// A directory's listing; a directory that does not exist (or is a file) is empty.
-fn read_dir_or_empty(dir: &Path) -> Result<Vec<io::Result<DirEntry>>> {
-    match fs::read_dir(dir) {
-        Ok(listing) => Ok(listing.collect()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(Vec::new())
-        }
-        Err(e) => Err(Error::io("read directory", dir, e)),
-    }
+fn is_missing_dir(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// The shard directories that exist, as `(index, path)`, in index order.
+pub fn shards(layout: &Layout) -> Result<Vec<(u8, PathBuf)>> {
+    let mut shards: Vec<(u8, PathBuf)> = list_names(layout.root())?
+        .into_iter()
+        .filter_map(|name| layout::shard_index(&name).map(|index| (index, layout.shard_dir(index))))
+        .collect();
+    shards.sort_unstable_by_key(|(index, _)| *index);
+    Ok(shards)
+}
+
+/// The entry file names in one shard directory, unsorted.
+pub fn entry_names(shard_dir: &Path) -> Result<Vec<String>> {
+    let mut names = list_names(shard_dir)?;
+    names.retain(|name| layout::is_entry_name(name));
+    Ok(names)
 }
 
 /// Counts the entry files (and, if `with_bytes`, their sizes).
 pub fn totals(layout: &Layout, with_bytes: bool) -> Result<Totals> {
     let mut totals = Totals::default();
-    for_each_entry(layout, |entry| {
-        totals.entries += 1;
-        if with_bytes {
-            match entry.metadata() {
-                Ok(meta) => totals.bytes += meta.len(),
+    for (_, shard) in shards(layout)? {
+        for name in entry_names(&shard)? {
+            if !with_bytes {
+                totals.entries += 1;
+                continue;
+            }
+            let path = shard.join(&name);
+            match fs::metadata(&path) {
+                Ok(meta) => {
+                    totals.entries += 1;
+                    totals.bytes += meta.len();
+                }
                 // Removed since the listing: no longer counted.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => totals.entries -= 1,
-                Err(e) => return Err(Error::io("read metadata", &entry.path(), e)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("read metadata", &path, e)),
             }
         }
-        Ok(())
-    })?;
+    }
     Ok(totals)
 }
 
 /// Removes every entry file; returns how many this call removed.
 pub fn clear(layout: &Layout) -> Result<u64> {
     let mut removed = 0;
-    for_each_entry(layout, |entry| {
-        let path = entry.path();
-        match fs::remove_file(&path) {
-            Ok(()) => removed += 1,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove entry", &path, e)),
-        }
-        Ok(())
-    })?;
-    Ok(removed)
-}
-
-/// Removes temporary files older than `lease` (left by writers that died);
-/// returns how many. Younger ones may belong to a writer still at work.
-pub fn sweep_stale_temps(layout: &Layout, lease: Duration) -> Result<u64> {
-    let tmp = layout.tmp_dir();
-    let now = SystemTime::now();
-    let mut removed = 0;
-    for temp in read_dir_or_empty(tmp)? {
-        let temp = temp.context("read directory", tmp)?;
-        if !temp.file_name().to_str().is_some_and(layout::is_temp_name) {
-            continue;
-        }
-        let modified = temp.metadata().and_then(|meta| meta.modified());
-        let age = match modified {
-            Ok(modified) => now.duration_since(modified).unwrap_or(Duration::ZERO),
-            Err(_) => continue, // gone already, or no timestamps: leave it
-        };
-        if age > lease {
-            match fs::remove_file(temp.path()) {
+    for (_, shard) in shards(layout)? {
+        for name in entry_names(&shard)? {
+            let path = shard.join(&name);
+            match fs::remove_file(&path) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove stale temporary file", &temp.path(), e)),
+                Err(e) => return Err(Error::io("remove entry", &path, e)),
             }
         }
     }
     Ok(removed)
+}
+
+/// What a sweep of abandoned files removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Temporary files older than the lease.
+    pub temps: u64,
+    /// Lock files older than the lease.
+    pub locks: u64,
+}
+
+/// Removes temporary files and lock files older than `lease` (left by writers
+/// that died). Younger ones may belong to a writer still at work and are kept.
+pub fn sweep_abandoned(layout: &Layout, lease: Duration) -> Result<Swept> {
+    let mut swept = Swept::default();
+    let tmp = layout.tmp_dir();
+    let now = SystemTime::now();
+    for name in list_names(tmp)? {
+        if !layout::is_temp_name(&name) {
+            continue;
+        }
+        let path = tmp.join(&name);
+        let Some(age) = age_of(&path, now) else {
+            continue; // gone already, or no timestamps: leave it
+        };
+        if age > lease {
+            match fs::remove_file(&path) {
+                Ok(()) => swept.temps += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove stale temporary file", &path, e)),
+            }
+        }
+    }
+    for name in list_names(layout.locks_dir())? {
+        if layout::is_lock_name(&name)
+            && exclusion::break_if_stale(layout, &layout.locks_dir().join(&name), lease)?
+                == exclusion::LockState::Reclaimed
+        {
+            swept.locks += 1;
+        }
+    }
+    Ok(swept)
+}
+
+/// How long ago `path` was last modified; `None` if it is gone or has no time.
+pub fn age_of(path: &Path, now: SystemTime) -> Option<Duration> {
+    let modified = fs::metadata(path).and_then(|meta| meta.modified()).ok()?;
+    Some(now.duration_since(modified).unwrap_or(Duration::ZERO))
 }

@@ -1,5 +1,5 @@
 //! [`FileStore`]: the cache operations, built from the format, layout, publish and
-//! scan modules.
+//! scan modules. The atomic operations are in [`crate::atomic`].
 
 use std::fs;
 use std::io::{self, Read};
@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
+use crate::exclusion::LockPolicy;
 use crate::format::{self, HEADER_LEN};
 use crate::layout::{KeyHash, Layout, TAG_CONTENT};
 use crate::options::{Expiry, Options, now_ms};
@@ -68,7 +69,8 @@ pub struct FileStore {
 
 impl FileStore {
     /// Opens the cache in `dir`, creating the directory if it is missing, and
-    /// sweeps temporary files older than the lease (left by writers that died).
+    /// sweeps temporary and lock files older than the lease (left by writers
+    /// that died).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for bad options; an I/O error if the directory
@@ -82,7 +84,7 @@ impl FileStore {
         let layout = Layout::new(root.to_path_buf());
         fs::create_dir_all(layout.tmp_dir()).context("create directory", layout.tmp_dir())?;
         write_tag(&layout.tag_file())?;
-        scan::sweep_stale_temps(&layout, options.lease)?;
+        scan::sweep_abandoned(&layout, options.lease)?;
         Ok(Self {
             layout,
             options,
@@ -148,13 +150,7 @@ impl FileStore {
     /// is then intact.
     pub fn insert(&self, key: &str, value: &[u8], expiry: Expiry) -> Result<()> {
         self.check_key(key)?;
-        if value.len() as u64 > self.options.max_value_bytes {
-            return Err(Error::invalid(format!(
-                "value of {} bytes is over the limit of {} bytes",
-                value.len(),
-                self.options.max_value_bytes
-            )));
-        }
+        self.check_value(value)?;
         let hash = KeyHash::of(key);
         let head = format::encode_head(expiry.deadline_ms(now_ms()), key, value, value.len());
         publish::publish(&self.layout, &hash, head, value, self.options.durable)
@@ -276,7 +272,29 @@ impl FileStore {
         self.insert(key, &bytes, expiry)
     }
 
-    fn check_key(&self, key: &str) -> Result<()> {
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn lock_policy(&self) -> LockPolicy {
+        LockPolicy {
+            lease: self.options.lease,
+            timeout: self.options.lock_timeout,
+        }
+    }
+
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() as u64 > self.options.max_value_bytes {
+            return Err(Error::invalid(format!(
+                "value of {} bytes is over the limit of {} bytes",
+                value.len(),
+                self.options.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
         if key.len() > self.options.max_key_bytes {
             return Err(Error::invalid(format!(
                 "key of {} bytes is over the limit of {} bytes",

@@ -128,3 +128,82 @@ fn exit_codes_tell_miss_usage_and_failure_apart() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn atomic_commands_print_their_outcome() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    assert_eq!(text(&run(d, &["add", "k", "first"], b"").stdout), "true\n");
+    assert_eq!(
+        text(&run(d, &["add", "k", "second"], b"").stdout),
+        "false\n"
+    );
+    assert_eq!(run(d, &["get", "k"], b"").stdout, b"first");
+    assert_eq!(
+        text(&run(d, &["add", "s", "-"], b"from stdin").stdout),
+        "true\n"
+    );
+    assert_eq!(run(d, &["get", "s"], b"").stdout, b"from stdin");
+    assert_eq!(text(&run(d, &["increment", "n"], b"").stdout), "1\n");
+    assert_eq!(text(&run(d, &["increment", "n", "41"], b"").stdout), "42\n");
+    assert_eq!(
+        text(&run(d, &["increment", "n", "-50"], b"").stdout),
+        "-8\n"
+    );
+    let not_a_number = run(d, &["increment", "k"], b"");
+    assert_eq!(not_a_number.status.code(), Some(3));
+    assert!(text(&not_a_number.stderr).contains("not a decimal"));
+    assert_eq!(run(d, &["increment", "n", "x"], b"").status.code(), Some(2));
+    assert_eq!(
+        text(&run(d, &["touch", "k", "--ttl", "300ms"], b"").stdout),
+        "true\n"
+    );
+    assert_eq!(
+        text(&run(d, &["touch", "absent", "--ttl", "1h"], b"").stdout),
+        "false\n"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    assert_eq!(
+        run(d, &["get", "k"], b"").status.code(),
+        Some(1),
+        "touched to expire"
+    );
+    assert_eq!(
+        run(d, &["touch", "k"], b"").status.code(),
+        Some(2),
+        "touch needs --ttl"
+    );
+    assert_eq!(
+        run(d, &["remove", "k", "--ttl", "1s"], b"").status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_locked_key_is_busy_until_the_lease_runs_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    assert_eq!(text(&run(d, &["increment", "n"], b"").stdout), "1\n");
+    let lock = filecache::layout::Layout::new(d.to_path_buf())
+        .lock_path(&filecache::layout::KeyHash::of("n"));
+    std::fs::write(&lock, b"").expect("plant a lock as a dead writer would");
+    let busy = run(d, &["--lock-timeout", "100ms", "increment", "n"], b"");
+    assert_eq!(busy.status.code(), Some(3));
+    assert!(
+        text(&busy.stderr).contains("busy"),
+        "{}",
+        text(&busy.stderr)
+    );
+    let reclaimed = run(
+        d,
+        &["--lease", "200ms", "--lock-timeout", "5s", "increment", "n"],
+        b"",
+    );
+    assert_eq!(
+        text(&reclaimed.stdout),
+        "2\n",
+        "{}",
+        text(&reclaimed.stderr)
+    );
+    assert!(!lock.exists());
+}

@@ -21,16 +21,19 @@ pub(crate) fn options_to_wit(options: &::filecache::Options) -> wit::Options {
         durable: Some(options.durable),
         max_key_bytes: Some(u32::try_from(options.max_key_bytes).unwrap_or(u32::MAX)),
         max_value_bytes: Some(options.max_value_bytes),
-        lease_ms: Some(u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX)),
+        lease_ms: Some(millis(options.lease)),
+        lock_timeout_ms: Some(millis(options.lock_timeout)),
     }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 pub(crate) fn expiry_to_wit(expiry: ::filecache::Expiry) -> wit::Expiry {
     match expiry {
         ::filecache::Expiry::Never => wit::Expiry::Never,
-        ::filecache::Expiry::After(ttl) => {
-            wit::Expiry::After(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-        }
+        ::filecache::Expiry::After(ttl) => wit::Expiry::After(millis(ttl)),
         ::filecache::Expiry::At(time) => wit::Expiry::At(
             time.duration_since(UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -219,6 +219,52 @@ impl ComponentCache {
         self.call(|g, s, h| g.call_remove(s, h, key))
     }
 
+    /// See [`filecache::FileStore::add`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn add(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        expiry: filecache::Expiry,
+    ) -> Result<bool, HostError> {
+        let expiry = bindings::expiry_to_wit(expiry);
+        self.call(|g, s, h| g.call_add(s, h, key, value, expiry))
+    }
+
+    /// See [`filecache::FileStore::increment`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn increment(&mut self, key: &str, delta: i64) -> Result<i64, HostError> {
+        self.call(|g, s, h| g.call_increment(s, h, key, delta))
+    }
+
+    /// See [`filecache::FileStore::compare_and_swap`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expiry: filecache::Expiry,
+    ) -> Result<bool, HostError> {
+        let expiry = bindings::expiry_to_wit(expiry);
+        self.call(|g, s, h| g.call_compare_and_swap(s, h, key, expected, new, expiry))
+    }
+
+    /// See [`filecache::FileStore::touch`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn touch(&mut self, key: &str, expiry: filecache::Expiry) -> Result<bool, HostError> {
+        let expiry = bindings::expiry_to_wit(expiry);
+        self.call(|g, s, h| g.call_touch(s, h, key, expiry))
+    }
+
     /// See [`filecache::FileStore::contains_key`].
     ///
     /// # Errors

@@ -59,6 +59,26 @@ impl CacheUnderTest for NativeCache {
     fn contains_key(&mut self, key: &str) -> Outcome<bool> {
         self.0.contains_key(key).map_err(native_failure)
     }
+    fn add(&mut self, key: &str, value: &[u8], expiry: Expiry) -> Outcome<bool> {
+        self.0.add(key, value, expiry).map_err(native_failure)
+    }
+    fn increment(&mut self, key: &str, delta: i64) -> Outcome<i64> {
+        self.0.increment(key, delta).map_err(native_failure)
+    }
+    fn compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expiry: Expiry,
+    ) -> Outcome<bool> {
+        self.0
+            .compare_and_swap(key, expected, new, expiry)
+            .map_err(native_failure)
+    }
+    fn touch(&mut self, key: &str, expiry: Expiry) -> Outcome<bool> {
+        self.0.touch(key, expiry).map_err(native_failure)
+    }
     fn clear(&mut self) -> Outcome<()> {
         self.0.clear().map_err(native_failure)
     }
@@ -125,6 +145,25 @@ impl CacheUnderTest for ComponentCache {
     }
     fn contains_key(&mut self, key: &str) -> Outcome<bool> {
         ComponentCache::contains_key(self, key).map_err(component_failure)
+    }
+    fn add(&mut self, key: &str, value: &[u8], expiry: Expiry) -> Outcome<bool> {
+        ComponentCache::add(self, key, value, expiry).map_err(component_failure)
+    }
+    fn increment(&mut self, key: &str, delta: i64) -> Outcome<i64> {
+        ComponentCache::increment(self, key, delta).map_err(component_failure)
+    }
+    fn compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expiry: Expiry,
+    ) -> Outcome<bool> {
+        ComponentCache::compare_and_swap(self, key, expected, new, expiry)
+            .map_err(component_failure)
+    }
+    fn touch(&mut self, key: &str, expiry: Expiry) -> Outcome<bool> {
+        ComponentCache::touch(self, key, expiry).map_err(component_failure)
     }
     fn clear(&mut self) -> Outcome<()> {
         ComponentCache::clear(self).map_err(component_failure)

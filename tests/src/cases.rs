@@ -620,3 +620,357 @@ pub fn concurrent_writers_never_tear<B: Backend>(backend: &B) {
         "no temp file left"
     );
 }
+
+/// The lock file of `key` in the cache at `dir`.
+fn lock_path(dir: &Path, key: &str) -> PathBuf {
+    Layout::new(dir.to_path_buf()).lock_path(&KeyHash::of(key))
+}
+
+/// Files left in a sub-directory of the cache (`tmp`, `locks`).
+fn files_in(dir: &Path, sub: &str) -> usize {
+    fs::read_dir(dir.join(sub)).map_or(0, |listing| listing.count())
+}
+
+/// Sets a file's modification time `by` into the past.
+fn age_file(path: &Path, by: Duration) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now() - by))
+        .expect("age the file");
+}
+
+pub fn add_stores_only_when_no_live_value<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert!(cache.add("k", b"first", Expiry::Never).expect("add"));
+    assert!(!cache.add("k", b"second", Expiry::Never).expect("add"));
+    assert_eq!(cache.get("k").expect("get"), bytes_of("first"));
+    let past = SystemTime::now() - Duration::from_secs(1);
+    cache
+        .insert("old", b"expired", Expiry::At(past))
+        .expect("insert");
+    assert!(
+        cache.add("old", b"fresh", Expiry::Never).expect("add"),
+        "an expired value does not count"
+    );
+    assert_eq!(cache.get("old").expect("get"), bytes_of("fresh"));
+    let damaged = entry_path(dir.path(), "k");
+    fs::write(&damaged, b"garbage").expect("damage");
+    assert!(
+        cache.add("k", b"over damage", Expiry::Never).expect("add"),
+        "a damaged value does not count"
+    );
+    assert_eq!(cache.get("k").expect("get"), bytes_of("over damage"));
+    cache
+        .add("ttl", b"v", Expiry::After(Duration::from_millis(300)))
+        .expect("add");
+    sleep(Duration::from_millis(350));
+    assert_eq!(
+        cache.get("ttl").expect("get"),
+        None,
+        "add honours the expiry"
+    );
+}
+
+pub fn increment_counts_from_zero_and_keeps_expiry<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert_eq!(cache.increment("n", 5).expect("increment"), 5);
+    assert_eq!(cache.increment("n", -7).expect("increment"), -2);
+    assert_eq!(
+        cache.get("n").expect("get"),
+        bytes_of("-2"),
+        "stored as decimal text"
+    );
+    cache.insert("m", b"40", Expiry::Never).expect("insert");
+    assert_eq!(cache.increment("m", 2).expect("increment"), 42);
+    assert_eq!(cache.increment("m", 0).expect("increment"), 42);
+    cache
+        .insert("brief", b"1", Expiry::After(Duration::from_millis(400)))
+        .expect("insert");
+    assert_eq!(cache.increment("brief", 1).expect("increment"), 2);
+    sleep(Duration::from_millis(450));
+    assert_eq!(
+        cache.get("brief").expect("get"),
+        None,
+        "increment kept the expiry"
+    );
+    assert_eq!(
+        cache.increment("brief", 1).expect("increment"),
+        1,
+        "an expired counter starts again from 0"
+    );
+    let raw = fs::read(entry_path(dir.path(), "n")).expect("read entry");
+    assert_eq!(
+        format::decode(&raw).expect("decodes").expires_at,
+        format::NEVER
+    );
+}
+
+pub fn increment_refuses_non_integers_and_overflow<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache
+        .insert("text", b"hello", Expiry::Never)
+        .expect("insert");
+    let err = cache.increment("text", 1).expect_err("not an integer");
+    assert_eq!(err.kind, FailureKind::InvalidInput, "{err:?}");
+    assert_eq!(
+        cache.get("text").expect("get"),
+        bytes_of("hello"),
+        "unchanged"
+    );
+    cache
+        .insert("max", i64::MAX.to_string().as_bytes(), Expiry::Never)
+        .expect("insert");
+    let err = cache.increment("max", 1).expect_err("overflow");
+    assert_eq!(err.kind, FailureKind::InvalidInput, "{err:?}");
+    assert!(err.message.contains("overflow"), "{}", err.message);
+    assert_eq!(
+        cache.get("max").expect("get"),
+        bytes_of(&i64::MAX.to_string())
+    );
+    assert_eq!(cache.increment("max", -1).expect("increment"), i64::MAX - 1);
+    assert_eq!(
+        files_in(dir.path(), "locks"),
+        0,
+        "a refused increment released its lock"
+    );
+}
+
+pub fn compare_and_swap_checks_the_current_value<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert!(
+        !cache
+            .compare_and_swap("k", Some(b"x"), b"y", Expiry::Never)
+            .expect("cas"),
+        "nothing there to match"
+    );
+    assert!(
+        cache
+            .compare_and_swap("k", None, b"v1", Expiry::Never)
+            .expect("cas"),
+        "none matches absence"
+    );
+    assert!(
+        !cache
+            .compare_and_swap("k", None, b"v2", Expiry::Never)
+            .expect("cas"),
+        "none does not match a value"
+    );
+    assert!(
+        !cache
+            .compare_and_swap("k", Some(b"wrong"), b"v2", Expiry::Never)
+            .expect("cas")
+    );
+    assert_eq!(cache.get("k").expect("get"), bytes_of("v1"));
+    assert!(
+        cache
+            .compare_and_swap("k", Some(b"v1"), b"v2", Expiry::Never)
+            .expect("cas")
+    );
+    assert_eq!(cache.get("k").expect("get"), bytes_of("v2"));
+    assert!(
+        cache
+            .compare_and_swap("k", Some(b"v2"), b"", Expiry::Never)
+            .expect("cas to empty")
+    );
+    assert!(
+        cache
+            .compare_and_swap(
+                "k",
+                Some(b""),
+                b"v3",
+                Expiry::At(SystemTime::now() - Duration::from_secs(1))
+            )
+            .expect("cas from empty")
+    );
+    assert_eq!(
+        cache.get("k").expect("get"),
+        None,
+        "swapped in an expired value"
+    );
+}
+
+pub fn touch_changes_expiry_and_keeps_value<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    assert!(!cache.touch("absent", Expiry::Never).expect("touch"));
+    assert_eq!(files_in(dir.path(), "locks"), 0);
+    cache
+        .insert(
+            "k",
+            b"kept value",
+            Expiry::After(Duration::from_millis(300)),
+        )
+        .expect("insert");
+    assert!(
+        cache
+            .touch("k", Expiry::After(Duration::from_secs(3600)))
+            .expect("touch")
+    );
+    sleep(Duration::from_millis(350));
+    assert_eq!(
+        cache.get("k").expect("get"),
+        bytes_of("kept value"),
+        "touch extended the life"
+    );
+    assert!(
+        cache
+            .touch("k", Expiry::After(Duration::from_millis(100)))
+            .expect("touch")
+    );
+    sleep(Duration::from_millis(150));
+    assert_eq!(cache.get("k").expect("get"), None, "touch shortened it too");
+    assert!(
+        !cache.touch("k", Expiry::Never).expect("touch"),
+        "expired: nothing to touch"
+    );
+}
+
+pub fn atomic_operations_leave_no_lock_files<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    cache.add("a", b"1", Expiry::Never).expect("add");
+    cache.add("a", b"1", Expiry::Never).expect("add");
+    cache.increment("n", 1).expect("increment");
+    cache
+        .compare_and_swap("a", Some(b"1"), b"2", Expiry::Never)
+        .expect("cas");
+    cache.touch("a", Expiry::Never).expect("touch");
+    assert_eq!(files_in(dir.path(), "locks"), 0);
+    assert_eq!(files_in(dir.path(), "tmp"), 0);
+    assert_eq!(cache.approx_size().expect("size"), 2);
+}
+
+pub fn held_lock_makes_atomic_operations_busy<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let options = Options {
+        lease: Duration::from_secs(60),
+        lock_timeout: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let mut cache = open_with(backend, dir.path(), &options);
+    cache.insert("k", b"7", Expiry::Never).expect("insert");
+    // Another writer holds the key (a young lock file: not abandoned).
+    let lock = lock_path(dir.path(), "k");
+    fs::create_dir_all(lock.parent().expect("locks dir")).expect("locks dir");
+    fs::write(&lock, b"held by someone else").expect("plant lock");
+    let err = cache.increment("k", 1).expect_err("busy");
+    assert_eq!(err.kind, FailureKind::Busy, "{err:?}");
+    assert_eq!(
+        cache.add("k", b"x", Expiry::Never).expect_err("busy").kind,
+        FailureKind::Busy
+    );
+    assert_eq!(cache.get("k").expect("readers take no lock"), bytes_of("7"));
+    cache
+        .insert("k", b"8", Expiry::Never)
+        .expect("plain inserts take no lock");
+    assert!(lock.exists(), "someone else's lock is not removed");
+    fs::remove_file(&lock).expect("the other writer releases");
+    assert_eq!(cache.increment("k", 1).expect("increment"), 9);
+}
+
+pub fn abandoned_lock_is_reclaimed_after_the_lease<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let options = Options {
+        lease: Duration::from_millis(300),
+        lock_timeout: Duration::from_secs(5),
+        ..Options::default()
+    };
+    let mut cache = open_with(backend, dir.path(), &options);
+    // A writer died holding the lock just now: waiters reclaim it once the lease is over.
+    let lock = lock_path(dir.path(), "k");
+    fs::create_dir_all(lock.parent().expect("locks dir")).expect("locks dir");
+    fs::write(&lock, b"").expect("plant lock");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        cache.increment("k", 1).expect("increment after the lease"),
+        1
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the young lock was respected (waited {waited:?})"
+    );
+    assert!(!lock.exists());
+    // An old one is reclaimed at once.
+    fs::write(&lock, b"").expect("plant lock");
+    age_file(&lock, Duration::from_secs(3600));
+    assert_eq!(cache.increment("k", 1).expect("increment"), 2);
+    assert_eq!(files_in(dir.path(), "locks"), 0);
+    assert_eq!(files_in(dir.path(), "tmp"), 0, "nothing left aside");
+}
+
+pub fn abandoned_files_are_swept_at_open<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let options = Options {
+        lease: Duration::from_secs(60),
+        ..Options::default()
+    };
+    drop(open_with(backend, dir.path(), &options));
+    let old_lock = lock_path(dir.path(), "dead");
+    let young_lock = lock_path(dir.path(), "busy");
+    let foreign = dir.path().join("locks").join("notes.lock");
+    fs::create_dir_all(dir.path().join("locks")).expect("locks dir");
+    for path in [&old_lock, &young_lock, &foreign] {
+        fs::write(path, b"").expect("plant");
+    }
+    for path in [&old_lock, &foreign] {
+        age_file(path, Duration::from_secs(3600));
+    }
+    drop(open_with(backend, dir.path(), &options));
+    assert!(!old_lock.exists(), "an abandoned lock is swept at open");
+    assert!(young_lock.exists(), "a live one is kept");
+    assert!(foreign.exists(), "a foreign file is kept");
+}
+
+/// Every writer of the backend increments one counter; the total is exact.
+pub fn concurrent_increments_are_exact<B: Backend>(backend: &B) {
+    const PER_WRITER: i64 = 60;
+    let dir = fresh_dir();
+    let writers = backend.writers();
+    std::thread::scope(|scope| {
+        for _ in 0..writers {
+            let mut cache = open(backend, dir.path());
+            scope.spawn(move || {
+                for _ in 0..PER_WRITER {
+                    cache.increment("counter", 1).expect("increment");
+                }
+            });
+        }
+    });
+    let mut cache = open(backend, dir.path());
+    let total = PER_WRITER * writers as i64;
+    assert_eq!(cache.increment("counter", 0).expect("read"), total);
+    assert_eq!(files_in(dir.path(), "locks"), 0);
+    assert_eq!(files_in(dir.path(), "tmp"), 0);
+}
+
+/// Writers race to `add` the same keys: exactly one wins each.
+pub fn concurrent_adds_have_one_winner<B: Backend>(backend: &B) {
+    const KEYS: usize = 20;
+    let dir = fresh_dir();
+    let writers = backend.writers();
+    let wins = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for writer in 0..writers {
+            let mut cache = open(backend, dir.path());
+            let wins = &wins;
+            scope.spawn(move || {
+                for key in 0..KEYS {
+                    let value = format!("writer {writer}");
+                    if cache
+                        .add(&format!("k{key}"), value.as_bytes(), Expiry::Never)
+                        .expect("add")
+                    {
+                        wins.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(wins.load(Ordering::Relaxed), KEYS as u64);
+}

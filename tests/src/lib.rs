@@ -60,6 +60,20 @@ pub trait CacheUnderTest: Send {
     fn remove(&mut self, key: &str) -> Outcome<()>;
     /// Contains-key.
     fn contains_key(&mut self, key: &str) -> Outcome<bool>;
+    /// Add (insert if absent).
+    fn add(&mut self, key: &str, value: &[u8], expiry: Expiry) -> Outcome<bool>;
+    /// Increment.
+    fn increment(&mut self, key: &str, delta: i64) -> Outcome<i64>;
+    /// Compare-and-swap.
+    fn compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expiry: Expiry,
+    ) -> Outcome<bool>;
+    /// Touch (new expiry).
+    fn touch(&mut self, key: &str, expiry: Expiry) -> Outcome<bool>;
     /// Clear.
     fn clear(&mut self) -> Outcome<()>;
     /// Approx-size.
@@ -131,6 +145,17 @@ define_suite!(
     clear_leaves_foreign_files,
     stats_count_hits_and_misses,
     concurrent_writers_never_tear,
+    add_stores_only_when_no_live_value,
+    increment_counts_from_zero_and_keeps_expiry,
+    increment_refuses_non_integers_and_overflow,
+    compare_and_swap_checks_the_current_value,
+    touch_changes_expiry_and_keeps_value,
+    atomic_operations_leave_no_lock_files,
+    held_lock_makes_atomic_operations_busy,
+    abandoned_lock_is_reclaimed_after_the_lease,
+    abandoned_files_are_swept_at_open,
+    concurrent_increments_are_exact,
+    concurrent_adds_have_one_winner,
 );
 
 /// Waits out a wall-clock span (expiry cases).

@@ -139,6 +139,35 @@ fn wasm_cli_under_wasmtime_shares_the_directory_with_native() {
         Some(1)
     );
 
+    assert_eq!(
+        stdout(&run_cli(
+            &wasmtime,
+            data,
+            &["add", "greeting", "again"],
+            b""
+        )),
+        "false\n"
+    );
+    assert_eq!(
+        stdout(&run_cli(&wasmtime, data, &["increment", "hits", "5"], b"")),
+        "5\n"
+    );
+    assert_eq!(native.increment("hits", 1).expect("native increment"), 6);
+    assert_eq!(
+        stdout(&run_cli(&wasmtime, data, &["increment", "hits"], b"")),
+        "7\n"
+    );
+    assert_eq!(
+        stdout(&run_cli(
+            &wasmtime,
+            data,
+            &["touch", "hits", "--ttl", "1h"],
+            b""
+        )),
+        "true\n"
+    );
+    native.remove("hits").expect("remove");
+
     let stats = stdout(&run_cli(&wasmtime, data, &["stats", "--json"], b""));
     assert!(stats.contains("\"entries\":3"), "{stats}");
 

@@ -1,0 +1,255 @@
+//! The operations that read, decide and write as one step: `add`, `increment`,
+//! `compare_and_swap` and `touch`. Each runs under the key's lock
+//! ([`crate::exclusion`]), so they are linearizable with one another across
+//! threads, processes and wasm instances.
+//!
+//! Plain `insert` and `remove` take no lock (they stay one `rename` or one
+//! `unlink`). So that an atomic operation never overwrites a plain write that
+//! landed while it was deciding, it reads the entry file again just before
+//! publishing and starts over if the bytes changed; a plain write then counts as
+//! having happened before the atomic operation (or after it, if it lands after
+//! the final `rename`).
+
+use std::borrow::Cow;
+use std::io;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::exclusion::{self, KeyLock};
+use crate::format::{self, NEVER};
+use crate::layout::KeyHash;
+use crate::options::{Expiry, now_ms};
+use crate::platform;
+use crate::publish;
+use crate::store::FileStore;
+
+/// How many times an operation starts over because its lock was lost or the
+/// entry changed under it, before it gives up with [`Error::Busy`].
+const ATTEMPTS: usize = 64;
+
+/// The live value under a key, as an atomic operation sees it.
+#[derive(Debug)]
+struct Current {
+    value: Vec<u8>,
+    expires_at: u64,
+}
+
+/// What an operation decided after seeing the current value.
+enum Decision<'v, T> {
+    /// Leave the entry as it is and return this.
+    Keep(T),
+    /// Replace the entry and return `result`.
+    Write {
+        value: Cow<'v, [u8]>,
+        expires_at: u64,
+        result: T,
+    },
+}
+
+impl FileStore {
+    /// Stores `value` under `key` only if no live value is there (absent,
+    /// expired or damaged). Returns whether it stored it.
+    ///
+    /// # Errors
+    /// As for [`FileStore::insert`], and [`Error::Busy`] if the key's lock could
+    /// not be had within [`crate::Options::lock_timeout`].
+    pub fn add(&self, key: &str, value: &[u8], expiry: Expiry) -> Result<bool> {
+        self.check_value(value)?;
+        self.read_modify_write(key, |current| {
+            Ok(match current {
+                Some(_) => Decision::Keep(false),
+                None => Decision::Write {
+                    value: Cow::Borrowed(value),
+                    expires_at: expiry.deadline_ms(now_ms()),
+                    result: true,
+                },
+            })
+        })
+    }
+
+    /// Adds `delta` to the integer stored under `key` and returns the new value.
+    /// An absent (or expired) key counts as 0 and is created without expiry; an
+    /// existing entry keeps its expiry. Integers are stored as ASCII decimal
+    /// text (`b"-42"`), so `get` reads them too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the stored value is not a decimal integer that
+    /// fits in an `i64`, or if the sum overflows (the value is then unchanged);
+    /// otherwise as for [`FileStore::add`].
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.read_modify_write(key, |current| {
+            let (old, expires_at) = match current {
+                Some(current) => (parse_integer(key, &current.value)?, current.expires_at),
+                None => (0, NEVER),
+            };
+            let new = old.checked_add(delta).ok_or_else(|| {
+                Error::invalid(format!(
+                    "incrementing `{key}` ({old}) by {delta} overflows a 64-bit integer"
+                ))
+            })?;
+            Ok(Decision::Write {
+                value: Cow::Owned(new.to_string().into_bytes()),
+                expires_at,
+                result: new,
+            })
+        })
+    }
+
+    /// Replaces the value under `key` with `new` (expiring at `expiry`) only if
+    /// the live value is `expected` — or, with `expected: None`, only if there
+    /// is no live value. Returns whether it swapped.
+    ///
+    /// # Errors
+    /// As for [`FileStore::add`].
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expiry: Expiry,
+    ) -> Result<bool> {
+        self.check_value(new)?;
+        self.read_modify_write(key, |current| {
+            let matches = match (&current, expected) {
+                (None, None) => true,
+                (Some(current), Some(expected)) => current.value == expected,
+                _ => false,
+            };
+            Ok(if matches {
+                Decision::Write {
+                    value: Cow::Borrowed(new),
+                    expires_at: expiry.deadline_ms(now_ms()),
+                    result: true,
+                }
+            } else {
+                Decision::Keep(false)
+            })
+        })
+    }
+
+    /// Gives the live value under `key` a new expiry, without the caller having
+    /// to supply the value again. Returns false if there is no live value.
+    ///
+    /// # Errors
+    /// As for [`FileStore::add`].
+    pub fn touch(&self, key: &str, expiry: Expiry) -> Result<bool> {
+        self.read_modify_write(key, |current| {
+            Ok(match current {
+                None => Decision::Keep(false),
+                Some(current) => Decision::Write {
+                    value: Cow::Owned(current.value),
+                    expires_at: expiry.deadline_ms(now_ms()),
+                    result: true,
+                },
+            })
+        })
+    }
+
+    /// Runs `decide` on the live value under `key` while holding the key's lock,
+    /// and publishes what it decided. See the module documentation.
+    fn read_modify_write<'v, T>(
+        &self,
+        key: &str,
+        mut decide: impl FnMut(Option<Current>) -> Result<Decision<'v, T>>,
+    ) -> Result<T> {
+        self.check_key(key)?;
+        let hash = KeyHash::of(key);
+        let path = self.layout().entry_path(&hash);
+        let mut lock = self.lock(&hash, key)?;
+        for _ in 0..ATTEMPTS {
+            let before = read_raw(&path)?;
+            let current = before
+                .as_deref()
+                .and_then(|bytes| live_entry(bytes, key, now_ms()));
+            let (value, expires_at, result) = match decide(current)? {
+                Decision::Keep(result) => {
+                    lock.release()?;
+                    return Ok(result);
+                }
+                Decision::Write {
+                    value,
+                    expires_at,
+                    result,
+                } => (value, expires_at, result),
+            };
+            self.check_value(&value)?;
+            let head = format::encode_head(expires_at, key, &value, value.len());
+            let staged =
+                publish::stage(self.layout(), &hash, head, &value, self.options().durable)?;
+            if !lock.is_held()? {
+                // Paused past the lease and reclaimed by another writer: publish nothing.
+                drop(staged);
+                lock = self.lock(&hash, key)?;
+                continue;
+            }
+            if read_raw(&path)? != before {
+                continue; // a plain insert or remove landed meanwhile: decide again
+            }
+            staged.commit()?;
+            lock.release()?;
+            return Ok(result);
+        }
+        Err(Error::Busy {
+            what: format!("the entry `{key}` kept changing while an atomic operation ran"),
+        })
+    }
+
+    fn lock(&self, hash: &KeyHash, key: &str) -> Result<KeyLock> {
+        exclusion::acquire(self.layout(), hash, &self.lock_policy(), key)
+    }
+}
+
+/// The whole entry file, or `None` if there is none.
+fn read_raw(path: &Path) -> Result<Option<Vec<u8>>> {
+    match platform::read_file(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read entry", path, e)),
+    }
+}
+
+/// The live value in an entry file's bytes: `None` if damaged, expired, or the
+/// entry of another key (a hash collision) — all of which a write replaces.
+fn live_entry(bytes: &[u8], key: &str, now_ms: u64) -> Option<Current> {
+    let entry = format::decode(bytes).ok()?;
+    if entry.key != key || entry.is_expired_at(now_ms) {
+        return None;
+    }
+    Some(Current {
+        value: entry.value.to_vec(),
+        expires_at: entry.expires_at,
+    })
+}
+
+fn parse_integer(key: &str, value: &[u8]) -> Result<i64> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "the value under `{key}` is not a decimal 64-bit integer, so it cannot be incremented"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_strictly() {
+        assert_eq!(parse_integer("k", b"-42").ok(), Some(-42));
+        assert_eq!(parse_integer("k", b"0").ok(), Some(0));
+        for bad in [
+            &b""[..],
+            b"1.5",
+            b" 1",
+            b"1 ",
+            b"x",
+            b"99999999999999999999",
+            b"\xff",
+        ] {
+            assert!(parse_integer("k", bad).is_err(), "{bad:?}");
+        }
+    }
+}
