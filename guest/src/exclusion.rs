@@ -28,7 +28,7 @@
 //! clocks within a fraction of the lease.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -89,7 +89,7 @@ pub fn acquire(layout: &Layout, hash: &KeyHash, policy: &LockPolicy, key: &str) 
         match in_dir(layout.locks_dir(), create) {
             Ok(mut file) => {
                 let content = format::encode_lock(owner_token(), now_ms());
-                if let Err(e) = file.write_all(&content) {
+                if let Err(e) = platform::write_all_at(&mut file, &content, 0) {
                     drop(file);
                     let _ = fs::remove_file(&path);
                     return Err(Error::io("write lock file", &path, e));

@@ -13,7 +13,7 @@
 //! deletes a fresh one a concurrent writer just reported as written.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -118,8 +118,10 @@ fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
 }
 
 fn write_out(mut file: File, parts: &[&[u8]], durable: bool, temp: &Path) -> Result<()> {
+    let mut offset = 0;
     for part in parts {
-        file.write_all(part).context("write temporary file", temp)?;
+        platform::write_all_at(&mut file, part, offset).context("write temporary file", temp)?;
+        offset += part.len() as u64;
     }
     if durable {
         file.sync_data().context("sync temporary file", temp)?;

@@ -362,9 +362,7 @@ fn write_tag(path: &Path) -> Result<()> {
         .open(path)
     {
         Ok(mut file) => {
-            use std::io::Write;
-            file.write_all(TAG_CONTENT.as_bytes())
-                .context("write", path)
+            platform::write_all_at(&mut file, TAG_CONTENT.as_bytes(), 0).context("write", path)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("create", path, e)),

@@ -974,3 +974,48 @@ pub fn concurrent_adds_have_one_winner<B: Backend>(backend: &B) {
     });
     assert_eq!(wins.load(Ordering::Relaxed), KEYS as u64);
 }
+
+/// The cache directory is removed while a handle is open: every operation then
+/// either works (recreating what it needs) or fails with a typed I/O error —
+/// never a panic, a trap or a wrong answer.
+pub fn vanished_directory_is_recreated_or_reported<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let root = dir.path().join("cache");
+    let mut cache = open(backend, &root);
+    cache.insert("k", b"v", Expiry::Never).expect("insert");
+    fs::remove_dir_all(&root).expect("remove the cache directory");
+    let typed = |what: &str, failure: &crate::Failure| {
+        assert_eq!(
+            failure.kind,
+            FailureKind::Io,
+            "{what} after the directory vanished: {failure:?}"
+        );
+        assert!(!failure.message.is_empty());
+    };
+    assert_eq!(cache.get("k").expect("a vanished entry is a miss"), None);
+    assert!(!cache.contains_key("k").expect("contains"));
+    cache
+        .remove("k")
+        .expect("removing a vanished entry succeeds");
+    match cache.insert("k2", b"again", Expiry::Never) {
+        Ok(()) => {
+            assert_eq!(cache.get("k2").expect("get"), bytes_of("again"));
+            assert!(root.is_dir(), "the directory was recreated");
+        }
+        Err(e) => typed("insert", &e),
+    }
+    match cache.increment("n", 1) {
+        Ok(n) => assert_eq!(n, 1),
+        Err(e) => typed("increment", &e),
+    }
+    match cache.approx_size() {
+        Ok(size) => assert!(size <= 2),
+        Err(e) => typed("approx-size", &e),
+    }
+    if let Err(e) = cache.clear() {
+        typed("clear", &e);
+    }
+    if let Err(e) = cache.stats() {
+        typed("stats", &e);
+    }
+}

@@ -156,6 +156,7 @@ define_suite!(
     abandoned_files_are_swept_at_open,
     concurrent_increments_are_exact,
     concurrent_adds_have_one_winner,
+    vanished_directory_is_recreated_or_reported,
 );
 
 /// Waits out a wall-clock span (expiry cases).

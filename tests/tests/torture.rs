@@ -1,0 +1,394 @@
+//! Torture tests: many native processes and wasm instances (each in a host
+//! process of its own) on one cache directory; writers killed in the middle of
+//! their writes; a full disk.
+//!
+//! `cargo test` runs a short version; `just torture` (`FILECACHE_TORTURE=long`)
+//! runs the long one. Each test prints its figures on stderr (`--nocapture`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use filecache::{Expiry, FileStore, Options};
+use filecache_conformance::values::check_stamped;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_filecache-worker");
+
+/// How hard to push.
+struct Scale {
+    native: usize,
+    wasm: usize,
+    mixed_ops: u64,
+    increments: u64,
+    kill_rounds: usize,
+    wasm_kill_every: usize,
+}
+
+fn scale() -> Scale {
+    if std::env::var("FILECACHE_TORTURE").as_deref() == Ok("long") {
+        Scale {
+            native: 6,
+            wasm: 4,
+            mixed_ops: 5000,
+            increments: 1000,
+            kill_rounds: 500,
+            wasm_kill_every: 10,
+        }
+    } else {
+        Scale {
+            native: 3,
+            wasm: 2,
+            mixed_ops: 600,
+            increments: 200,
+            kill_rounds: 120,
+            wasm_kill_every: 20,
+        }
+    }
+}
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "torture: {line}");
+}
+
+fn spawn(workload: &str, backend: &str, dir: &Path, id: usize, extra: &[&str]) -> Child {
+    Command::new(WORKER)
+        .arg(workload)
+        .args(["--backend", backend, "--id", &id.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn filecache-worker")
+}
+
+/// Waits for a worker and parses its report; panics with its stderr if it failed.
+fn report(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().expect("wait for worker");
+    assert!(
+        out.status.success(),
+        "worker failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the worker prints one JSON report")
+}
+
+fn files_in(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, |listing| listing.count())
+}
+
+/// One backend name per worker: `native` processes first, then `wasm` ones.
+fn backends(scale: &Scale) -> Vec<&'static str> {
+    std::iter::repeat_n("native", scale.native)
+        .chain(std::iter::repeat_n("wasm", scale.wasm))
+        .collect()
+}
+
+#[test]
+fn processes_and_instances_share_a_cache_under_a_mixed_workload() {
+    let scale = scale();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ops = scale.mixed_ops.to_string();
+    let children: Vec<Child> = backends(&scale)
+        .iter()
+        .enumerate()
+        .map(|(id, backend)| spawn("mixed", backend, dir.path(), id + 1, &["--ops", &ops]))
+        .collect();
+    let reports: Vec<serde_json::Value> = children.into_iter().map(report).collect();
+    let sum = |field: &str| -> u64 { reports.iter().map(|r| r[field].as_u64().unwrap_or(0)).sum() };
+    for r in &reports {
+        assert_eq!(r["torn"], 0, "a reader saw a torn value: {r}");
+        assert_eq!(r["errors"], 0, "unexpected errors: {r}");
+    }
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for r in &reports {
+        if let Some(increments) = r["increments"].as_object() {
+            for (key, n) in increments {
+                *expected.entry(key.clone()).or_default() += n.as_i64().unwrap_or(0);
+            }
+        }
+    }
+    let store = FileStore::open(dir.path(), Options::default()).expect("open");
+    for (key, total) in &expected {
+        let value = store.get(key).expect("get").expect("counter present");
+        assert_eq!(
+            String::from_utf8_lossy(&value),
+            total.to_string(),
+            "counter {key}: the increments of every worker add up"
+        );
+    }
+    for key in 0..16 {
+        if let Some(value) = store.get(&format!("v{key}")).expect("get") {
+            assert!(check_stamped(&value).is_some(), "v{key} is whole");
+        }
+    }
+    assert_eq!(store.stats().expect("stats").corrupt_removed, 0);
+    assert_eq!(
+        files_in(&dir.path().join("tmp")),
+        0,
+        "no temporary file left"
+    );
+    assert_eq!(files_in(&dir.path().join("locks")), 0, "no lock file left");
+    say(&format!(
+        "mixed workload: {} processes + {} wasm instances, {} ops, {} hits checked, 0 torn, 0 errors, counters exact ({expected:?})",
+        scale.native,
+        scale.wasm,
+        sum("ops"),
+        sum("hits")
+    ));
+}
+
+#[test]
+fn increments_from_every_process_and_instance_add_up_exactly() {
+    let scale = scale();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ops = scale.increments.to_string();
+    let started = Instant::now();
+    let children: Vec<Child> = backends(&scale)
+        .iter()
+        .enumerate()
+        .map(|(id, backend)| spawn("increment", backend, dir.path(), id + 1, &["--ops", &ops]))
+        .collect();
+    for r in children.into_iter().map(report) {
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["done"].as_u64(), Some(scale.increments), "{r}");
+    }
+    let workers = (scale.native + scale.wasm) as u64;
+    let total = workers * scale.increments;
+    let store = FileStore::open(dir.path(), Options::default()).expect("open");
+    assert_eq!(
+        store.get("total").expect("get"),
+        Some(total.to_string().into_bytes()),
+        "{workers} workers × {} increments",
+        scale.increments
+    );
+    say(&format!(
+        "increments: {} processes + {} wasm instances × {} = {total}, exact, in {:.1?}",
+        scale.native,
+        scale.wasm,
+        scale.increments,
+        started.elapsed()
+    ));
+}
+
+/// Files the cache must never touch: beside the cache, and foreign files inside it.
+fn plant_bystanders(root: &Path, cache: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let shard = cache.join("ab");
+    let bystanders = [
+        root.join("outside").join("precious.txt"),
+        root.join("outside").join("0".repeat(64)),
+        cache.join("README.txt"),
+        shard.join("notes.txt"),
+        cache.join("tmp").join("keep-me.tmp"),
+        cache.join("locks").join("keep-me.lock"),
+    ];
+    bystanders
+        .iter()
+        .map(|path| {
+            fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            let content = format!("bystander {}", path.display()).into_bytes();
+            fs::write(path, &content).expect("plant");
+            (path.clone(), content)
+        })
+        .collect()
+}
+
+#[test]
+fn writers_killed_mid_write_leave_whole_values_and_no_blocked_keys() {
+    const LEASE_MS: u64 = 300;
+    let scale = scale();
+    let root = tempfile::tempdir().expect("temp dir");
+    let cache = root.path().join("cache");
+    let bystanders = plant_bystanders(root.path(), &cache);
+    let lease = LEASE_MS.to_string();
+    let args = [
+        "--lease-ms",
+        lease.as_str(),
+        "--keys",
+        "12",
+        "--ops",
+        "1000000",
+    ];
+    let mut rng = 0x2545_f491_u64;
+    let mut next = |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+    let (mut native_kills, mut wasm_kills, mut finished_early) = (0, 0, 0);
+    // Temporary and lock files seen right after a kill: proof that kills landed mid-write.
+    let mut left_behind = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    for round in 0..scale.kill_rounds {
+        let wasm = round % scale.wasm_kill_every == 0;
+        let backend = if wasm { "wasm" } else { "native" };
+        let mut children = vec![
+            spawn("churn", backend, &cache, 2 * round, &args),
+            spawn("churn", "native", &cache, 2 * round + 1, &args),
+        ];
+        // A wasm worker spends its first few hundred milliseconds compiling.
+        let pause = if wasm { 400 + next(600) } else { 3 + next(40) };
+        std::thread::sleep(Duration::from_millis(pause));
+        for child in &mut children {
+            if child.try_wait().expect("poll").is_some() {
+                finished_early += 1;
+                continue;
+            }
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+        if wasm {
+            wasm_kills += 1;
+            native_kills += 1;
+        } else {
+            native_kills += 2;
+        }
+        for sub in ["tmp", "locks"] {
+            for entry in fs::read_dir(cache.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                left_behind.insert((sub, entry.file_name()));
+            }
+        }
+    }
+    assert_eq!(
+        finished_early, 0,
+        "every worker was still writing when killed"
+    );
+    let left_temps = left_behind.iter().filter(|(sub, _)| *sub == "tmp").count() - 1; // minus the bystander
+    let left_locks = left_behind.len() - left_temps - 2;
+    assert!(
+        left_temps > 0,
+        "no kill landed in the middle of a write: the test proves nothing"
+    );
+
+    // No key stays blocked past the lease: an atomic operation on every key gets through.
+    let options = Options {
+        lease: Duration::from_millis(LEASE_MS),
+        lock_timeout: Duration::from_secs(5),
+        ..Options::default()
+    };
+    let store = FileStore::open(&cache, options.clone()).expect("open");
+    let mut longest_wait = Duration::ZERO;
+    for counter in ["c0", "c1", "c2", "c3"] {
+        let started = Instant::now();
+        store
+            .increment(counter, 1)
+            .expect("the counter is not stuck");
+        longest_wait = longest_wait.max(started.elapsed());
+    }
+    for key in 0..12 {
+        let started = Instant::now();
+        store
+            .touch(&format!("v{key}"), Expiry::Never)
+            .expect("the key is not stuck");
+        longest_wait = longest_wait.max(started.elapsed());
+    }
+    assert!(
+        longest_wait < Duration::from_millis(LEASE_MS + 700),
+        "a key stayed blocked for {longest_wait:?}, past the {LEASE_MS} ms lease"
+    );
+
+    // Every key reads a whole value or nothing.
+    for key in 0..12 {
+        if let Some(value) = store.get(&format!("v{key}")).expect("get") {
+            assert!(check_stamped(&value).is_some(), "v{key} is whole");
+        }
+    }
+    for counter in ["c0", "c1", "c2", "c3"] {
+        let value = store.get(counter).expect("get").expect("present");
+        assert!(
+            String::from_utf8_lossy(&value).parse::<i64>().is_ok(),
+            "{counter} is an integer"
+        );
+    }
+    assert_eq!(
+        store.stats().expect("stats").corrupt_removed,
+        0,
+        "no torn entry"
+    );
+
+    // Leftovers are reclaimed once they are older than the lease.
+    std::thread::sleep(Duration::from_millis(LEASE_MS + 100));
+    drop(FileStore::open(&cache, options).expect("reopen"));
+    assert_eq!(
+        files_in(&cache.join("tmp")),
+        1,
+        "only the bystander is left in tmp/"
+    );
+    assert_eq!(
+        files_in(&cache.join("locks")),
+        1,
+        "only the bystander is left in locks/"
+    );
+    for (path, content) in &bystanders {
+        assert_eq!(
+            fs::read(path).ok().as_ref(),
+            Some(content),
+            "{} was touched",
+            path.display()
+        );
+    }
+    say(&format!(
+        "kills: {native_kills} native + {wasm_kills} wasm workers SIGKILLed in {:.1?}; \
+         they left {left_temps} temporary and {left_locks} lock files, all reclaimed; \
+         longest wait for a key afterwards {longest_wait:.1?}; every value whole",
+        started.elapsed()
+    ));
+}
+
+/// Whether this process may make a user and mount namespace (to mount a small tmpfs).
+fn can_mount_tmpfs() -> bool {
+    Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn a_full_disk_fails_clearly_and_loses_nothing() {
+    if !can_mount_tmpfs() {
+        let reason = "`unshare -rm` cannot mount a small tmpfs here";
+        if std::env::var_os("FILECACHE_REQUIRE_FULL_DISK").is_some() {
+            panic!("FILECACHE_REQUIRE_FULL_DISK is set but {reason}");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: full-disk torture test: {reason} (needs user namespaces). ***\n"
+        );
+        return;
+    }
+    for backend in ["native", "wasm"] {
+        let mount = tempfile::tempdir().expect("mount point");
+        let out = Command::new("unshare")
+            .args(["-rm", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" full-disk --backend "$3" --dir "$1/cache""#)
+            .arg("sh")
+            .arg(mount.path())
+            .arg(WORKER)
+            .arg(backend)
+            .output()
+            .expect("run the worker in a namespace");
+        assert!(
+            out.status.success(),
+            "{backend}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+        say(&format!(
+            "full disk ({backend}): 4 MiB tmpfs filled with {} entries; then {}",
+            r["filled_entries"], r["failure"]
+        ));
+    }
+}
