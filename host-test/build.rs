@@ -104,7 +104,7 @@ fn build(workspace: &Path, target_dir: &Path, selection: &[&str]) {
     let status = command.status().expect("run the nested cargo build");
     assert!(
         status.success(),
-        "building the guest for wasm32-wasip2 failed ({status}); is the target installed? \
-         `rustup target add wasm32-wasip2`"
+        "building the guest for wasm32-wasip2 failed ({status}): see the compiler output \
+         above (if the target is missing: `rustup target add wasm32-wasip2`)"
     );
 }

@@ -20,7 +20,7 @@ use crate::format::{self, NEVER};
 use crate::layout::KeyHash;
 use crate::options::{Expiry, now_ms};
 use crate::platform;
-use crate::publish;
+use crate::publish::{self, Entry};
 use crate::store::FileStore;
 
 /// How many times an operation starts over because its lock was lost or the
@@ -173,9 +173,12 @@ impl FileStore {
                 } => (value, expires_at, result),
             };
             self.check_value(&value)?;
-            let head = format::encode_head(expires_at, key, &value, value.len());
-            let staged =
-                publish::stage(self.layout(), &hash, head, &value, self.options().durable)?;
+            let entry = Entry {
+                key,
+                value: &value,
+                expires_at,
+            };
+            let staged = publish::stage(self.layout(), &hash, &entry, self.options().durable)?;
             if !lock.is_held()? {
                 // Paused past the lease and reclaimed by another writer: publish nothing.
                 drop(staged);
@@ -187,6 +190,11 @@ impl FileStore {
             }
             staged.commit()?;
             lock.release()?;
+            self.after_write(
+                &hash,
+                before.map(|bytes| bytes.len() as u64),
+                entry.file_len(),
+            )?;
             return Ok(result);
         }
         Err(Error::Busy {

@@ -77,6 +77,14 @@ impl GuestCache for CacheHandle {
         Ok(self.0.approx_size()?)
     }
 
+    fn list_keys(&self, cursor: Option<String>) -> Result<wit::KeyPage, wit::Error> {
+        let page = self.0.list_keys(cursor.as_deref())?;
+        Ok(wit::KeyPage {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
     fn stats(&self) -> Result<wit::Stats, wit::Error> {
         let s = self.0.stats()?;
         Ok(wit::Stats {
@@ -108,6 +116,8 @@ fn options_from_wit(options: &wit::Options) -> Result<crate::Options, wit::Error
         lock_timeout: options
             .lock_timeout_ms
             .map_or(defaults.lock_timeout, Duration::from_millis),
+        max_entries: options.max_entries,
+        max_bytes: options.max_bytes,
     })
 }
 

@@ -24,6 +24,19 @@
 //! unknown version or flags, length mismatch, bad checksum or non-UTF-8 key is a
 //! [`DecodeError`], which the store treats as a miss and removes.
 //!
+//! # Entry file timestamps
+//!
+//! Two of an entry file's timestamps carry meaning, so that eviction can judge an
+//! entry with one `stat` and no read:
+//!
+//! - the **modification time** is its last use: set when it is written, moved
+//!   forward by `get` (at most every `eviction::TOUCH_INTERVAL`);
+//! - the **access time** is its expiry (`expires_at`), set when it is written;
+//!   an entry that never expires gets [`NEVER_HINT_SECS`], far in the future.
+//!   It is a hint only — `get` always decides from the header. (With `relatime`
+//!   or `noatime` mounts, reads never move an access time that is in the future;
+//!   a `strictatime` mount would, making entries look expired to eviction early.)
+//!
 //! # Lock files
 //!
 //! A key lock (`locks/<64 hex>.lock`, see `crate::exclusion`) is a 32-byte file:
@@ -228,6 +241,20 @@ pub fn decode(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
         value_offset,
         value,
     })
+}
+
+/// The access time, in Unix seconds, given to an entry that never expires
+/// (in the year 2381; file systems that cannot store it keep their latest time).
+pub const NEVER_HINT_SECS: u64 = 13_000_000_000;
+
+/// The access time that tells eviction when an entry expires (see the module docs).
+pub fn expiry_hint(expires_at_ms: u64) -> std::time::SystemTime {
+    let since_epoch = if expires_at_ms == NEVER {
+        std::time::Duration::from_secs(NEVER_HINT_SECS)
+    } else {
+        std::time::Duration::from_millis(expires_at_ms)
+    };
+    std::time::UNIX_EPOCH + since_epoch
 }
 
 /// The four bytes every lock file starts with.

@@ -42,9 +42,11 @@
 
 mod atomic;
 mod error;
+pub mod eviction;
 mod exclusion;
 pub mod format;
 pub mod layout;
+mod listing;
 mod options;
 mod platform;
 mod publish;
@@ -58,5 +60,6 @@ pub mod duration;
 mod component;
 
 pub use error::{Error, Result};
+pub use listing::{KeyPage, Keys, PAGE_SIZE};
 pub use options::{Expiry, Options};
 pub use store::{FileStore, Stats};

@@ -25,6 +25,13 @@ pub struct Options {
     /// [`Error::Busy`]. Default: 12 s — longer than the default lease, so a lock
     /// left by a writer that died is always reclaimed within one wait.
     pub lock_timeout: Duration,
+    /// Keep at most about this many entries, evicting expired entries first,
+    /// then the least recently used. Default: no limit. See `crate::eviction`
+    /// for how closely the limit is kept.
+    pub max_entries: Option<u64>,
+    /// Keep the entry files at most about this many bytes in all (headers, keys
+    /// and values), evicting likewise. Default: no limit.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -35,6 +42,8 @@ impl Default for Options {
             max_value_bytes: 64 * 1024 * 1024,
             lease: Duration::from_secs(10),
             lock_timeout: Duration::from_secs(12),
+            max_entries: None,
+            max_bytes: None,
         }
     }
 }
@@ -43,7 +52,7 @@ impl Options {
     /// Checks that the options make sense.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a zero key limit or a zero lease.
+    /// [`Error::InvalidInput`] for a zero key limit, lease or size limit.
     pub fn validate(&self) -> Result<()> {
         if self.max_key_bytes == 0 {
             return Err(Error::invalid("max-key-bytes must be at least 1"));
@@ -53,6 +62,12 @@ impl Options {
         }
         if self.lease.is_zero() {
             return Err(Error::invalid("the lease must be longer than zero"));
+        }
+        if self.max_entries == Some(0) {
+            return Err(Error::invalid("max-entries must be at least 1"));
+        }
+        if self.max_bytes == Some(0) {
+            return Err(Error::invalid("max-bytes must be at least 1"));
         }
         Ok(())
     }

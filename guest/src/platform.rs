@@ -5,13 +5,73 @@
 //! every failure into `EIO` (it drops the stream error without asking
 //! `filesystem-error-code`), so a full disk would look like an I/O error. Its
 //! `pwrite` calls `descriptor.write` and keeps the exact code (`ENOSPC`), so under
-//! WASI files are written with `pwrite`. Windows cannot open a directory to sync
-//! it, and needs readers to share delete access so that `rename` can replace an
-//! entry another process is reading.
+//! WASI files are written with `pwrite`. Listing a directory also costs more
+//! under WASI (the host `stat`s every entry it lists), and a file opened for
+//! reading may not have its times set there, so entries are marked used by path.
+//! Windows cannot open a directory to sync it, needs readers to share delete
+//! access so that `rename` can replace an entry another process is reading, and
+//! needs write access to set a file's times.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::path::Path;
+
+/// About how many directory entries a write may pay to have listed for the
+/// eviction census (see `crate::eviction`): listing is cheap natively, and costs
+/// a host-side `stat` per entry under WASI.
+#[cfg(not(target_os = "wasi"))]
+pub const CENSUS_NAMES_PER_WRITE: u64 = 32;
+/// About how many directory entries a write may pay to have listed for the
+/// eviction census (see `crate::eviction`).
+#[cfg(target_os = "wasi")]
+pub const CENSUS_NAMES_PER_WRITE: u64 = 8;
+
+/// Sets the modification time of the entry file `path`, open as `file` for
+/// reading, to now: the entry was just used.
+#[cfg(all(not(windows), not(target_os = "wasi")))]
+pub fn mark_used(file: &File, _path: &Path) -> io::Result<()> {
+    file.set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
+}
+
+/// Sets the modification time of the entry file `path` to now, by path: a WASI
+/// host refuses to set the times of a file opened for reading only.
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)]
+pub fn mark_used(_file: &File, path: &Path) -> io::Result<()> {
+    // WASI paths are Unicode strings, so a path the cache built is valid UTF-8.
+    let path = path
+        .to_str()
+        .and_then(|text| std::ffi::CString::new(text).ok())
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+    ];
+    // SAFETY: `path` is a NUL-terminated string and `times` two timespecs, both
+    // alive for the call; `utimensat` only reads them.
+    let status = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the modification time of the entry file `path` to now (Windows needs
+/// write access to the file for that).
+#[cfg(windows)]
+pub fn mark_used(_file: &File, path: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
+}
 
 /// Writes all of `bytes` to a file being written front to back, whose first
 /// `offset` bytes are written already (so `offset` is its current position).
@@ -83,9 +143,15 @@ pub fn open_for_read(path: &Path) -> io::Result<File> {
 
 /// Reads a whole file into a buffer of the right size.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_file_and_metadata(path).map(|(bytes, _, _)| bytes)
+}
+
+/// Reads a whole file into a buffer of the right size; also returns the open
+/// file and its metadata (taken before the read).
+pub fn read_file_and_metadata(path: &Path) -> io::Result<(Vec<u8>, File, Metadata)> {
     let mut file = open_for_read(path)?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    Ok((bytes, file, meta))
 }

@@ -12,11 +12,12 @@
 //! fails rather than replace a still newer entry). So removing a stale entry never
 //! deletes a fresh one a concurrent writer just reported as written.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::format;
 use crate::layout::{KeyHash, Layout};
 use crate::platform;
 
@@ -25,19 +26,32 @@ const TEMP_NAME_ATTEMPTS: usize = 8;
 /// Values up to this size are written with the header in a single `write`.
 const SINGLE_WRITE_LIMIT: usize = 64 * 1024;
 
-/// Writes `head` followed by `value` as the entry for `hash`, atomically.
+/// Writes the entry `key` → `value` (expiring at `expires_at`, Unix ms) as the
+/// entry for `hash`, atomically.
 ///
 /// # Errors
 /// An I/O error (or [`Error::StorageFull`]); the previous entry is then untouched
 /// and no temporary file is left behind.
-pub fn publish(
-    layout: &Layout,
-    hash: &KeyHash,
-    head: Vec<u8>,
-    value: &[u8],
-    durable: bool,
-) -> Result<()> {
-    stage(layout, hash, head, value, durable)?.commit()
+pub fn publish(layout: &Layout, hash: &KeyHash, entry: &Entry<'_>, durable: bool) -> Result<()> {
+    stage(layout, hash, entry, durable)?.commit()
+}
+
+/// An entry about to be written.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: &'a [u8],
+    /// When it expires, in Unix milliseconds ([`crate::format::NEVER`] for never).
+    pub expires_at: u64,
+}
+
+impl Entry<'_> {
+    /// The size of the entry file.
+    pub fn file_len(&self) -> u64 {
+        (format::HEADER_LEN + self.key.len() + self.value.len()) as u64
+    }
 }
 
 /// An entry written to its temporary file but not yet visible. Dropping it
@@ -51,18 +65,18 @@ pub struct Staged<'a> {
     done: bool,
 }
 
-/// Writes `head` followed by `value` to a fresh temporary file for `hash`.
+/// Writes `entry` to a fresh temporary file for `hash`, and gives the file its
+/// expiry as access time (the eviction hint, see [`crate::format`]).
 ///
 /// # Errors
 /// An I/O error (or [`Error::StorageFull`]); no temporary file is left behind.
 pub fn stage<'a>(
     layout: &'a Layout,
     hash: &KeyHash,
-    mut head: Vec<u8>,
-    value: &[u8],
+    entry: &Entry<'_>,
     durable: bool,
 ) -> Result<Staged<'a>> {
-    let (file, temp) = create_temp(layout, hash)?;
+    let (mut file, temp) = create_temp(layout, hash)?;
     let staged = Staged {
         layout,
         hash: *hash,
@@ -70,11 +84,19 @@ pub fn stage<'a>(
         durable,
         done: false,
     };
+    let value = entry.value;
+    let mut head = format::encode_head(entry.expires_at, entry.key, value, value.len());
     if value.len() <= SINGLE_WRITE_LIMIT {
         head.extend_from_slice(value);
-        write_out(file, &[&head], durable, &staged.temp)?;
+        write_parts(&mut file, &[&head], &staged.temp)?;
     } else {
-        write_out(file, &[&head, value], durable, &staged.temp)?;
+        write_parts(&mut file, &[&head, value], &staged.temp)?;
+    }
+    // A hint only: a file system that cannot store it costs eviction precision, nothing else.
+    let _ = file.set_times(FileTimes::new().set_accessed(format::expiry_hint(entry.expires_at)));
+    if durable {
+        file.sync_data()
+            .context("sync temporary file", &staged.temp)?;
     }
     Ok(staged)
 }
@@ -117,14 +139,11 @@ fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
     }
 }
 
-fn write_out(mut file: File, parts: &[&[u8]], durable: bool, temp: &Path) -> Result<()> {
+fn write_parts(file: &mut File, parts: &[&[u8]], temp: &Path) -> Result<()> {
     let mut offset = 0;
     for part in parts {
-        platform::write_all_at(&mut file, part, offset).context("write temporary file", temp)?;
+        platform::write_all_at(file, part, offset).context("write temporary file", temp)?;
         offset += part.len() as u64;
-    }
-    if durable {
-        file.sync_data().context("sync temporary file", temp)?;
     }
     Ok(())
 }

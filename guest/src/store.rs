@@ -10,12 +10,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
+use crate::eviction::{Evictor, TOUCH_INTERVAL};
 use crate::exclusion::LockPolicy;
 use crate::format::{self, HEADER_LEN};
 use crate::layout::{KeyHash, Layout, TAG_CONTENT};
 use crate::options::{Expiry, Options, now_ms};
 use crate::platform;
-use crate::publish::{self, Retired};
+use crate::publish::{self, Entry, Retired};
 use crate::scan;
 
 /// Counters and sizes of a cache, as seen by one handle.
@@ -65,6 +66,8 @@ pub struct FileStore {
     layout: Layout,
     options: Options,
     counters: Counters,
+    /// Present when a size limit is set.
+    evictor: Option<Evictor>,
 }
 
 impl FileStore {
@@ -86,6 +89,7 @@ impl FileStore {
         write_tag(&layout.tag_file())?;
         scan::sweep_abandoned(&layout, options.lease)?;
         Ok(Self {
+            evictor: Evictor::open(&options, &layout)?,
             layout,
             options,
             counters: Counters::default(),
@@ -117,24 +121,29 @@ impl FileStore {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
         let path = self.layout.entry_path(&hash);
-        let bytes = match platform::read_file(&path) {
-            Ok(bytes) => bytes,
+        let (bytes, file, meta) = match platform::read_file_and_metadata(&path) {
+            Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self.miss()),
             Err(e) => return Err(Error::io("read entry", &path, e)),
         };
+        let size = bytes.len() as u64;
         let value_offset = match format::decode(&bytes) {
             Ok(entry) if entry.key != key => return Ok(self.miss()), // a hash collision
             Ok(entry) if entry.is_expired_at(now_ms()) => {
-                self.retire(&hash, &path, Fault::Expired, String::new)?;
+                self.retire(&hash, &path, size, Fault::Expired, String::new)?;
                 return Ok(self.miss());
             }
             Ok(entry) => entry.value_offset,
             Err(e) => {
-                self.retire(&hash, &path, Fault::Corrupt, || e.to_string())?;
+                self.retire(&hash, &path, size, Fault::Corrupt, || e.to_string())?;
                 return Ok(self.miss());
             }
         };
         bump(&self.counters.hits);
+        if self.evictor.is_some() && last_used_before(&meta, TOUCH_INTERVAL) {
+            // Best effort: a missed refresh only makes the entry look older to eviction.
+            let _ = platform::mark_used(&file, &path);
+        }
         let mut value = bytes;
         value.drain(..value_offset);
         Ok(Some(value))
@@ -152,8 +161,14 @@ impl FileStore {
         self.check_key(key)?;
         self.check_value(value)?;
         let hash = KeyHash::of(key);
-        let head = format::encode_head(expiry.deadline_ms(now_ms()), key, value, value.len());
-        publish::publish(&self.layout, &hash, head, value, self.options.durable)
+        let entry = Entry {
+            key,
+            value,
+            expires_at: expiry.deadline_ms(now_ms()),
+        };
+        let replaced = self.size_before_write(&hash)?;
+        publish::publish(&self.layout, &hash, &entry, self.options.durable)?;
+        self.after_write(&hash, replaced, entry.file_len())
     }
 
     /// Removes `key`; removing an absent key succeeds.
@@ -163,9 +178,16 @@ impl FileStore {
     /// exists but cannot be removed.
     pub fn remove(&self, key: &str) -> Result<()> {
         self.check_key(key)?;
-        let path = self.entry_path(key);
+        let hash = KeyHash::of(key);
+        let path = self.layout.entry_path(&hash);
+        let size = self.size_before_write(&hash)?;
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let (Some(evictor), Some(size)) = (&self.evictor, size) {
+                    evictor.after_remove(hash.shard(), size);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove entry", &path, e)),
         }
@@ -188,7 +210,7 @@ impl FileStore {
         };
         match format::decode_head(&head, file_len) {
             Err(e) => {
-                self.retire(&hash, &path, Fault::Corrupt, || e.to_string())?;
+                self.retire(&hash, &path, file_len, Fault::Corrupt, || e.to_string())?;
                 Ok(false)
             }
             Ok(decoded)
@@ -197,7 +219,7 @@ impl FileStore {
                 Ok(false) // a hash collision
             }
             Ok(decoded) if decoded.is_expired_at(now_ms()) => {
-                self.retire(&hash, &path, Fault::Expired, String::new)?;
+                self.retire(&hash, &path, file_len, Fault::Expired, String::new)?;
                 Ok(false)
             }
             Ok(_) => Ok(true),
@@ -210,7 +232,11 @@ impl FileStore {
     /// # Errors
     /// An I/O error if a directory cannot be read or an entry cannot be removed.
     pub fn clear(&self) -> Result<()> {
-        scan::clear(&self.layout).map(drop)
+        scan::clear(&self.layout)?;
+        if let Some(evictor) = &self.evictor {
+            evictor.after_clear();
+        }
+        Ok(())
     }
 
     /// The number of entry files in the cache, by a scan of its directory (expired
@@ -272,6 +298,40 @@ impl FileStore {
         self.insert(key, &bytes, expiry)
     }
 
+    /// With a size limit, the size of the entry about to be written or removed
+    /// (`None` if there is none), so the census knows what the write changes.
+    pub(crate) fn size_before_write(&self, hash: &KeyHash) -> Result<Option<u64>> {
+        if self.evictor.is_none() {
+            return Ok(None);
+        }
+        let path = self.layout.entry_path(hash);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read metadata", &path, e)),
+        }
+    }
+
+    /// Tells the evictor (if any) about a write, and evicts what the limits require.
+    pub(crate) fn after_write(
+        &self,
+        hash: &KeyHash,
+        replaced: Option<u64>,
+        written: u64,
+    ) -> Result<()> {
+        let Some(evictor) = &self.evictor else {
+            return Ok(());
+        };
+        let removed = evictor.after_write(&self.layout, hash.shard(), replaced, written)?;
+        self.counters
+            .evicted
+            .fetch_add(removed.evicted, Ordering::Relaxed);
+        self.counters
+            .expired_removed
+            .fetch_add(removed.expired, Ordering::Relaxed);
+        Ok(())
+    }
+
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -316,6 +376,7 @@ impl FileStore {
         &self,
         hash: &KeyHash,
         path: &Path,
+        size: u64,
         fault: Fault,
         reason: impl Fn() -> String,
     ) -> Result<()> {
@@ -325,6 +386,9 @@ impl FileStore {
         };
         match publish::retire(&self.layout, hash, path, still_bad) {
             Ok(Retired::Removed) => {
+                if let Some(evictor) = &self.evictor {
+                    evictor.after_remove(hash.shard(), size);
+                }
                 let counter = match fault {
                     Fault::Expired => &self.counters.expired_removed,
                     Fault::Corrupt => &self.counters.corrupt_removed,
@@ -342,6 +406,14 @@ impl FileStore {
             },
         }
     }
+}
+
+/// Whether an entry file was last used (written or read) more than `span` ago.
+fn last_used_before(meta: &fs::Metadata, span: std::time::Duration) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|used| used.elapsed().ok())
+        .is_some_and(|age| age > span)
 }
 
 /// Reads the header and the next `key_len` bytes of a file, with the file length.

@@ -207,3 +207,40 @@ fn a_locked_key_is_busy_until_the_lease_runs_out() {
     );
     assert!(!lock.exists());
 }
+
+#[test]
+fn keys_lists_every_live_key_and_limits_evict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    for key in ["alpha", "beta", "gamma"] {
+        assert!(run(d, &["insert", key, "v"], b"").status.success());
+    }
+    assert!(
+        run(d, &["insert", "brief", "v", "--ttl", "1ms"], b"")
+            .status
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let mut keys: Vec<String> = text(&run(d, &["keys"], b"").stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["alpha", "beta", "gamma"],
+        "expired keys are not listed"
+    );
+    for i in 0..20 {
+        let key = format!("k{i}");
+        assert!(
+            run(d, &["--max-entries", "10", "insert", &key, "v"], b"")
+                .status
+                .success()
+        );
+    }
+    assert_eq!(text(&run(d, &["size"], b"").stdout), "10\n");
+    let bad = run(d, &["--max-entries", "lots", "size"], b"");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--max-entries"));
+}

@@ -23,6 +23,8 @@ pub(crate) fn options_to_wit(options: &::filecache::Options) -> wit::Options {
         max_value_bytes: Some(options.max_value_bytes),
         lease_ms: Some(millis(options.lease)),
         lock_timeout_ms: Some(millis(options.lock_timeout)),
+        max_entries: options.max_entries,
+        max_bytes: options.max_bytes,
     }
 }
 

@@ -289,6 +289,18 @@ impl ComponentCache {
         self.call(|g, s, h| g.call_approx_size(s, h))
     }
 
+    /// See [`filecache::FileStore::list_keys`].
+    ///
+    /// # Errors
+    /// The guest's error, or a trap.
+    pub fn list_keys(&mut self, cursor: Option<&str>) -> Result<filecache::KeyPage, HostError> {
+        self.call(|g, s, h| g.call_list_keys(s, h, cursor))
+            .map(|page| filecache::KeyPage {
+                keys: page.keys,
+                cursor: page.cursor,
+            })
+    }
+
     /// See [`filecache::FileStore::stats`].
     ///
     /// # Errors

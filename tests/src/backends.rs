@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use filecache::{Error, Expiry, FileStore, Options, Stats};
+use filecache::{Error, Expiry, FileStore, KeyPage, Options, Stats};
 use filecache_host::{CacheError, CacheRuntime, ComponentCache, HostConfig, HostError};
 
 use crate::{Backend, CacheUnderTest, Failure, FailureKind, Outcome};
@@ -87,6 +87,9 @@ impl CacheUnderTest for NativeCache {
     }
     fn stats(&mut self) -> Outcome<Stats> {
         self.0.stats().map_err(native_failure)
+    }
+    fn list_keys(&mut self, cursor: Option<&str>) -> Outcome<KeyPage> {
+        self.0.list_keys(cursor).map_err(native_failure)
     }
 }
 
@@ -173,5 +176,8 @@ impl CacheUnderTest for ComponentCache {
     }
     fn stats(&mut self) -> Outcome<Stats> {
         ComponentCache::stats(self).map_err(component_failure)
+    }
+    fn list_keys(&mut self, cursor: Option<&str>) -> Outcome<KeyPage> {
+        ComponentCache::list_keys(self, cursor).map_err(component_failure)
     }
 }

@@ -1019,3 +1019,228 @@ pub fn vanished_directory_is_recreated_or_reported<B: Backend>(backend: &B) {
         typed("stats", &e);
     }
 }
+
+fn bounded(max_entries: Option<u64>, max_bytes: Option<u64>) -> Options {
+    Options {
+        max_entries,
+        max_bytes,
+        ..Options::default()
+    }
+}
+
+pub fn max_entries_is_honoured<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(50), None));
+    for i in 0..300 {
+        cache
+            .insert(&format!("k{i}"), b"value", Expiry::Never)
+            .expect("insert");
+        if i % 25 == 0 {
+            let on_disk = entry_files_on_disk(dir.path());
+            assert!(on_disk <= 50, "{on_disk} entries after {} inserts", i + 1);
+        }
+    }
+    assert_eq!(entry_files_on_disk(dir.path()), 50);
+    assert_eq!(cache.approx_size().expect("size"), 50);
+    let stats = cache.stats().expect("stats");
+    assert_eq!((stats.evicted, stats.expired_removed), (250, 0));
+    assert!(
+        cache.get("k299").expect("get").is_some(),
+        "the newest entry survives"
+    );
+    for i in 0..10 {
+        cache
+            .insert("k299", format!("overwrite {i}").as_bytes(), Expiry::Never)
+            .expect("overwrite");
+    }
+    assert_eq!(
+        cache.stats().expect("stats").evicted,
+        250,
+        "overwrites add nothing, so they evict nothing"
+    );
+}
+
+pub fn max_bytes_is_honoured<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(None, Some(20_000)));
+    for i in 0..100 {
+        cache
+            .insert(&format!("k{i}"), &[7u8; 1000], Expiry::Never)
+            .expect("insert");
+        let bytes = cache.stats().expect("stats").bytes;
+        assert!(bytes <= 20_000, "{bytes} bytes after {} inserts", i + 1);
+    }
+    let stats = cache.stats().expect("stats");
+    let entry_size = (format::HEADER_LEN + 3 + 1000) as u64; // key "k10".."k99"
+    assert!(
+        stats.bytes > 20_000 - 2 * entry_size,
+        "the cache is used up to its limit: {} bytes",
+        stats.bytes
+    );
+}
+
+pub fn expired_entries_are_evicted_before_live_ones<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(20), None));
+    let past = SystemTime::now() - Duration::from_secs(1);
+    for i in 0..10 {
+        cache
+            .insert(&format!("live{i}"), b"v", Expiry::Never)
+            .expect("insert");
+        cache
+            .insert(&format!("gone{i}"), b"v", Expiry::At(past))
+            .expect("insert");
+    }
+    for i in 0..10 {
+        cache
+            .insert(
+                &format!("new{i}"),
+                b"v",
+                Expiry::After(Duration::from_secs(60)),
+            )
+            .expect("insert");
+    }
+    for i in 0..10 {
+        assert!(
+            cache.contains_key(&format!("live{i}")).expect("contains"),
+            "live{i}"
+        );
+        assert!(
+            cache.contains_key(&format!("new{i}")).expect("contains"),
+            "new{i}"
+        );
+    }
+    let stats = cache.stats().expect("stats");
+    assert_eq!(
+        (stats.expired_removed, stats.evicted, stats.entries),
+        (10, 0, 20),
+        "the ten expired entries made room, no live one did"
+    );
+}
+
+pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
+    for i in 0..40 {
+        cache
+            .insert(&format!("k{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    // Older than the touch interval, so that reading them counts as a use.
+    sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
+    for i in 0..20 {
+        assert!(cache.get(&format!("k{i}")).expect("get").is_some());
+    }
+    for i in 0..20 {
+        cache
+            .insert(&format!("n{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    let survivors: Vec<usize> = (0..40)
+        .filter(|i| entry_path(dir.path(), &format!("k{i}")).exists())
+        .collect();
+    assert_eq!(
+        survivors,
+        (0..20).collect::<Vec<_>>(),
+        "the entries read recently survive, the others made room"
+    );
+    assert_eq!(cache.stats().expect("stats").evicted, 20);
+}
+
+/// Every counter of `stats` follows a scripted single-threaded workload exactly.
+pub fn stats_are_exact_for_a_scripted_workload<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(5), None));
+    let past = SystemTime::now() - Duration::from_secs(1);
+    for i in 0..5 {
+        cache
+            .insert(&format!("k{i}"), b"12345", Expiry::Never)
+            .expect("insert");
+    }
+    cache.get("k0").expect("hit");
+    cache.get("k1").expect("hit");
+    cache.get("absent").expect("miss");
+    cache
+        .insert("k2", b"x", Expiry::At(past))
+        .expect("expire k2");
+    cache.get("k2").expect("miss: expired, removed");
+    let path = entry_path(dir.path(), "k3");
+    fs::write(&path, b"damaged").expect("damage k3");
+    cache.get("k3").expect("miss: damaged, removed");
+    for i in 5..9 {
+        cache
+            .insert(&format!("k{i}"), b"12345", Expiry::Never)
+            .expect("insert");
+    }
+    let stats = cache.stats().expect("stats");
+    assert_eq!(
+        (
+            stats.hits,
+            stats.misses,
+            stats.expired_removed,
+            stats.corrupt_removed,
+            stats.evicted
+        ),
+        (2, 3, 1, 1, 2),
+        "{stats:?}"
+    );
+    assert_eq!(stats.entries, 5);
+    assert_eq!(stats.bytes, 5 * (format::HEADER_LEN as u64 + 2 + 5));
+}
+
+pub fn list_keys_pages_cover_every_live_key_once<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let total = filecache::PAGE_SIZE + filecache::PAGE_SIZE / 2 + 7;
+    let mut expected: Vec<String> = (0..total).map(|i| format!("key {i} ✓")).collect();
+    for key in &expected {
+        cache.insert(key, b"v", Expiry::Never).expect("insert");
+    }
+    let past = SystemTime::now() - Duration::from_secs(1);
+    for i in 0..5 {
+        cache
+            .insert(&format!("expired {i}"), b"v", Expiry::At(past))
+            .expect("insert");
+    }
+    cache
+        .insert("damaged", b"v", Expiry::Never)
+        .expect("insert");
+    fs::write(entry_path(dir.path(), "damaged"), b"garbage").expect("damage");
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = cache.list_keys(cursor.as_deref()).expect("list-keys");
+        assert!(page.keys.len() <= filecache::PAGE_SIZE);
+        listed.extend(page.keys);
+        pages += 1;
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "the listing ends");
+    }
+    assert!(pages >= 2, "more than a page was listed in pages");
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "every live key exactly once");
+    let err = cache
+        .list_keys(Some("not a cursor"))
+        .expect_err("a foreign cursor");
+    assert_eq!(err.kind, FailureKind::InvalidInput);
+    let empty = fresh_dir();
+    let mut empty_cache = open(backend, empty.path());
+    let page = empty_cache.list_keys(None).expect("list-keys");
+    assert_eq!((page.keys.len(), page.cursor), (0, None));
+}
+
+pub fn zero_limits_are_refused<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    for options in [bounded(Some(0), None), bounded(None, Some(0))] {
+        let err = backend
+            .open(dir.path(), &options)
+            .err()
+            .expect("a zero limit is refused");
+        assert_eq!(err.kind, FailureKind::InvalidInput);
+    }
+}

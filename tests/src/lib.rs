@@ -80,6 +80,8 @@ pub trait CacheUnderTest: Send {
     fn approx_size(&mut self) -> Outcome<u64>;
     /// Stats.
     fn stats(&mut self) -> Outcome<Stats>;
+    /// List-keys (one page).
+    fn list_keys(&mut self, cursor: Option<&str>) -> Outcome<filecache::KeyPage>;
 }
 
 /// A way to run the cache: natively, as a component in a host, …
@@ -157,6 +159,13 @@ define_suite!(
     concurrent_increments_are_exact,
     concurrent_adds_have_one_winner,
     vanished_directory_is_recreated_or_reported,
+    max_entries_is_honoured,
+    max_bytes_is_honoured,
+    expired_entries_are_evicted_before_live_ones,
+    least_recently_used_are_evicted_first,
+    stats_are_exact_for_a_scripted_workload,
+    list_keys_pages_cover_every_live_key_once,
+    zero_limits_are_refused,
 );
 
 /// Waits out a wall-clock span (expiry cases).

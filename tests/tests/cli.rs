@@ -168,6 +168,13 @@ fn wasm_cli_under_wasmtime_shares_the_directory_with_native() {
     );
     native.remove("hits").expect("remove");
 
+    let mut keys: Vec<String> = stdout(&run_cli(&wasmtime, data, &["keys"], b""))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["big", "from-native", "greeting"]);
+
     let stats = stdout(&run_cli(&wasmtime, data, &["stats", "--json"], b""));
     assert!(stats.contains("\"entries\":3"), "{stats}");
 
