@@ -190,11 +190,7 @@ impl FileStore {
             }
             staged.commit()?;
             lock.release()?;
-            self.after_write(
-                &hash,
-                before.map(|bytes| bytes.len() as u64),
-                entry.file_len(),
-            )?;
+            self.after_write(before.map(|bytes| bytes.len() as u64), entry.file_len());
             return Ok(result);
         }
         Err(Error::Busy {

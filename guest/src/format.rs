@@ -1,5 +1,5 @@
-//! The on-disk formats, version 1 — the one place they are defined: entry files
-//! and lock files.
+//! The on-disk formats, version 1 — the one place they are defined: entry files,
+//! lock files and the census file.
 //!
 //! # Entry files
 //!
@@ -52,6 +52,25 @@
 //! Only the holder reads its content, to check it still holds the lock; whether a
 //! lock is abandoned is judged by the file's modification time alone, because a
 //! holder that died between creating the file and writing it leaves it empty.
+
+//!
+//! # The census file
+//!
+//! `census` (at the cache root) holds the size of the cache as the handles with
+//! a size limit have reported it (see `crate::census`); 40 bytes:
+//!
+//! | offset | size | field           | meaning                                                  |
+//! |--------|------|-----------------|----------------------------------------------------------|
+//! | 0      | 4    | `magic`         | `b"FCCN"`                                                |
+//! | 4      | 2    | `version`       | `1`                                                      |
+//! | 6      | 2    | `reserved`      | `0`                                                      |
+//! | 8      | 8    | `entries`       | entry files, signed (a drifted count may dip below zero) |
+//! | 16     | 8    | `bytes`         | bytes of entry files, signed                             |
+//! | 24     | 8    | `reconciled_at` | Unix ms of the last correction from a full recount       |
+//! | 32     | 8    | `checksum`      | first 8 bytes of keyed blake3 over bytes 0..32           |
+//!
+//! It is replaced whole (temporary file, then `rename`) by a writer holding its
+//! lock; a missing or damaged census file is rebuilt from a recount.
 
 use std::sync::LazyLock;
 
@@ -281,6 +300,51 @@ pub fn lock_owner(bytes: &[u8]) -> Option<[u8; 16]> {
     Some(array(&bytes[8..24]))
 }
 
+/// The four bytes the census file starts with.
+pub const CENSUS_MAGIC: [u8; 4] = *b"FCCN";
+/// Size of the census file, in bytes.
+pub const CENSUS_LEN: usize = 40;
+
+/// The content of the census file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CensusRecord {
+    /// Entry files in the cache.
+    pub entries: i64,
+    /// Bytes of entry files.
+    pub bytes: i64,
+    /// Unix ms of the last correction from a full recount (0: none yet).
+    pub reconciled_at: u64,
+}
+
+/// Encodes the census file.
+pub fn encode_census(record: &CensusRecord) -> [u8; CENSUS_LEN] {
+    let mut out = [0u8; CENSUS_LEN];
+    out[0..4].copy_from_slice(&CENSUS_MAGIC);
+    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[8..16].copy_from_slice(&record.entries.to_le_bytes());
+    out[16..24].copy_from_slice(&record.bytes.to_le_bytes());
+    out[24..32].copy_from_slice(&record.reconciled_at.to_le_bytes());
+    let sum = checksum(&out[..32], b"", b"");
+    out[32..40].copy_from_slice(&sum[..8]);
+    out
+}
+
+/// Decodes the census file; `None` if it is not a whole, intact one.
+pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
+    if bytes.len() != CENSUS_LEN
+        || bytes[0..4] != CENSUS_MAGIC
+        || bytes[4..6] != VERSION.to_le_bytes()
+        || bytes[32..40] != checksum(&bytes[..32], b"", b"")[..8]
+    {
+        return None;
+    }
+    Some(CensusRecord {
+        entries: i64::from_le_bytes(array(&bytes[8..16])),
+        bytes: i64::from_le_bytes(array(&bytes[16..24])),
+        reconciled_at: u64::from_le_bytes(array(&bytes[24..32])),
+    })
+}
+
 /// Whether an entry with `expires_at` is expired at `now_ms`.
 pub fn is_expired(expires_at: u64, now_ms: u64) -> bool {
     expires_at != NEVER && now_ms >= expires_at
@@ -340,6 +404,31 @@ mod tests {
         assert_eq!(lock_owner(&lock), Some([0xab; 16]));
         assert_eq!(lock_owner(&lock[..31]), None);
         assert_eq!(lock_owner(b""), None);
+    }
+
+    #[test]
+    fn census_file_is_pinned_and_checked() {
+        let record = CensusRecord {
+            entries: 3,
+            bytes: -1,
+            reconciled_at: 0x0102,
+        };
+        let bytes = encode_census(&record);
+        let hex: String = bytes[..32].iter().map(|b| format!("{b:02x}")).collect();
+        let expected = concat!(
+            "4643434e",         // magic "FCCN"
+            "0100",             // version 1
+            "0000",             // reserved
+            "0300000000000000", // entries 3
+            "ffffffffffffffff", // bytes -1
+            "0201000000000000", // reconciled_at
+        );
+        assert_eq!(hex, expected);
+        assert_eq!(decode_census(&bytes), Some(record));
+        let mut damaged = bytes;
+        damaged[9] ^= 1;
+        assert_eq!(decode_census(&damaged), None);
+        assert_eq!(decode_census(&bytes[..39]), None);
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //!                    so backup tools skip it; written by `open`
 //!   tmp/             files being written: `<key hash, 16 hex>-<nonce, 16 hex>.tmp`,
 //!                    created with `create_new`; also entries and locks being retired
+//!   census           the size of the cache, as bounded handles report it (see
+//!                    `crate::census`; its format is in `crate::format`)
 //!   locks/           key locks of the atomic operations: `<64 hex>.lock`, created
-//!                    with `create_new` (see `crate::exclusion`)
+//!                    with `create_new` (see `crate::exclusion`); the census lock
+//!                    is `ffff…ff.lock`
 //!   00/ … ff/        shards, created on first use: the first two hex digits of the hash
 //!     <64 hex>       an entry: the blake3 hash of its key, lower-case hex, no extension
 //! ```
@@ -27,6 +30,8 @@ pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 /// Sub-directory holding temporary files.
 pub const TMP_DIR: &str = "tmp";
+/// Name of the census file.
+pub const CENSUS_FILE: &str = "census";
 /// Sub-directory holding key lock files.
 pub const LOCKS_DIR: &str = "locks";
 /// Extension of lock files.
@@ -39,6 +44,10 @@ pub const TEMP_EXTENSION: &str = "tmp";
 pub struct KeyHash([u8; 32]);
 
 impl KeyHash {
+    /// The hash whose lock guards the census file (all ones: no key hashes to it
+    /// in practice, and if one did, it would only share a lock).
+    pub const CENSUS: Self = Self([0xff; 32]);
+
     /// Hashes a key.
     pub fn of(key: &str) -> Self {
         Self(*blake3::hash(key.as_bytes()).as_bytes())
@@ -116,6 +125,11 @@ impl Layout {
         name.push('.');
         name.push_str(LOCK_EXTENSION);
         self.locks.join(name)
+    }
+
+    /// The census file.
+    pub fn census_file(&self) -> PathBuf {
+        self.root.join(CENSUS_FILE)
     }
 
     /// The tag file.

@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 mod atomic;
+pub mod census;
 mod error;
 pub mod eviction;
 mod exclusion;

@@ -168,7 +168,8 @@ impl FileStore {
         };
         let replaced = self.size_before_write(&hash)?;
         publish::publish(&self.layout, &hash, &entry, self.options.durable)?;
-        self.after_write(&hash, replaced, entry.file_len())
+        self.after_write(replaced, entry.file_len());
+        Ok(())
     }
 
     /// Removes `key`; removing an absent key succeeds.
@@ -184,7 +185,7 @@ impl FileStore {
         match fs::remove_file(&path) {
             Ok(()) => {
                 if let (Some(evictor), Some(size)) = (&self.evictor, size) {
-                    evictor.after_remove(hash.shard(), size);
+                    evictor.after_remove(size);
                 }
                 Ok(())
             }
@@ -312,24 +313,21 @@ impl FileStore {
         }
     }
 
-    /// Tells the evictor (if any) about a write, and evicts what the limits require.
-    pub(crate) fn after_write(
-        &self,
-        hash: &KeyHash,
-        replaced: Option<u64>,
-        written: u64,
-    ) -> Result<()> {
+    /// Tells the evictor (if any) about a write, and evicts what the limits
+    /// require. A failure to evict does not fail the write, which succeeded: it
+    /// is tried again at the next write (see [`crate::eviction`]).
+    pub(crate) fn after_write(&self, replaced: Option<u64>, written: u64) {
         let Some(evictor) = &self.evictor else {
-            return Ok(());
+            return;
         };
-        let removed = evictor.after_write(&self.layout, hash.shard(), replaced, written)?;
-        self.counters
-            .evicted
-            .fetch_add(removed.evicted, Ordering::Relaxed);
-        self.counters
-            .expired_removed
-            .fetch_add(removed.expired, Ordering::Relaxed);
-        Ok(())
+        if let Ok(removed) = evictor.after_write(replaced, written) {
+            self.counters
+                .evicted
+                .fetch_add(removed.evicted, Ordering::Relaxed);
+            self.counters
+                .expired_removed
+                .fetch_add(removed.expired, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -387,7 +385,7 @@ impl FileStore {
         match publish::retire(&self.layout, hash, path, still_bad) {
             Ok(Retired::Removed) => {
                 if let Some(evictor) = &self.evictor {
-                    evictor.after_remove(hash.shard(), size);
+                    evictor.after_remove(size);
                 }
                 let counter = match fault {
                     Fault::Expired => &self.counters.expired_removed,

@@ -1244,3 +1244,32 @@ pub fn zero_limits_are_refused<B: Backend>(backend: &B) {
         assert_eq!(err.kind, FailureKind::InvalidInput);
     }
 }
+
+/// A limit set on a cache that was filled without one: the first bounded handle
+/// counts what is there, and the next writes evict down to the limit.
+pub fn limit_set_on_a_full_cache_evicts_down_to_it<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    {
+        let mut unbounded = open(backend, dir.path());
+        for i in 0..30 {
+            unbounded
+                .insert(&format!("old{i}"), b"v", Expiry::Never)
+                .expect("insert");
+        }
+    }
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(20), None));
+    for i in 0..5 {
+        cache
+            .insert(&format!("new{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    assert_eq!(
+        entry_files_on_disk(dir.path()),
+        20,
+        "35 entries brought down to 20, at most a few per write"
+    );
+    for i in 0..5 {
+        assert!(cache.contains_key(&format!("new{i}")).expect("contains"));
+    }
+    assert_eq!(cache.stats().expect("stats").evicted, 15);
+}

@@ -166,6 +166,7 @@ define_suite!(
     stats_are_exact_for_a_scripted_workload,
     list_keys_pages_cover_every_live_key_once,
     zero_limits_are_refused,
+    limit_set_on_a_full_cache_evicts_down_to_it,
 );
 
 /// Waits out a wall-clock span (expiry cases).

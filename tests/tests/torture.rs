@@ -345,6 +345,83 @@ fn writers_killed_mid_write_leave_whole_values_and_no_blocked_keys() {
     ));
 }
 
+/// Entry files in the cache, counted straight from the directories.
+fn entries_on_disk(cache: &Path) -> usize {
+    let Ok(shards) = fs::read_dir(cache) else {
+        return 0;
+    };
+    shards
+        .flatten()
+        .filter(|shard| shard.file_name().len() == 2)
+        .map(|shard| {
+            fs::read_dir(shard.path()).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .filter(|entry| entry.file_name().len() == 64)
+                    .count()
+            })
+        })
+        .sum()
+}
+
+#[test]
+fn a_bounded_cache_filled_by_every_process_and_instance_stays_near_its_limit() {
+    const LIMIT: usize = 2000;
+    let scale = scale();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ops = (2 * LIMIT).to_string();
+    let limit = LIMIT.to_string();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (peak, reports) = std::thread::scope(|scope| {
+        let monitor = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                peak = peak.max(entries_on_disk(dir.path()));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak.max(entries_on_disk(dir.path()))
+        });
+        let children: Vec<Child> = backends(&scale)
+            .iter()
+            .enumerate()
+            .map(|(id, backend)| {
+                spawn(
+                    "fill",
+                    backend,
+                    dir.path(),
+                    id + 1,
+                    &["--ops", &ops, "--max-entries", &limit],
+                )
+            })
+            .collect();
+        let reports: Vec<serde_json::Value> = children.into_iter().map(report).collect();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        (monitor.join().expect("monitor"), reports)
+    });
+    for r in &reports {
+        assert_eq!(r["errors"], 0, "{r}");
+    }
+    let workers = scale.native + scale.wasm;
+    let inserted = workers * 2 * LIMIT;
+    let last = entries_on_disk(dir.path());
+    // The documented bound (src/census.rs): what one handle does not see of the
+    // others is at most 2 × (P − 1) × F entries, F = limit / 256; plus the drift
+    // a recount tolerates (3 %).
+    let unseen = 2 * (workers - 1) * (LIMIT / 256);
+    let bound = LIMIT + unseen + LIMIT * 3 / 100;
+    assert!(
+        peak <= bound,
+        "peak {peak} entries for a limit of {LIMIT} ({workers} writers; bound {bound})"
+    );
+    assert!(last <= bound, "after the writers stop: {last} entries");
+    say(&format!(
+        "bounded fill: {} processes + {} wasm instances inserted {inserted} new keys into a cache limited to {LIMIT}: peak {peak} ({:+.1}%), final {last}",
+        scale.native,
+        scale.wasm,
+        (peak as f64 / LIMIT as f64 - 1.0) * 100.0
+    ));
+}
+
 /// Whether this process may make a user and mount namespace (to mount a small tmpfs).
 fn can_mount_tmpfs() -> bool {
     Command::new("unshare")

@@ -8,6 +8,7 @@
 //!   mixed       every operation at random on a small key set; checks every value read
 //!   increment   --ops increments of the key `total`
 //!   churn       inserts (some of several MiB), increments and adds until killed
+//!   fill        --ops inserts of new keys (with --max-entries, into a bounded cache)
 //!   full-disk   fills a small file system and checks nothing is lost (exit 1 if so)
 //! ```
 
@@ -32,6 +33,7 @@ struct Args {
     ops: u64,
     keys: u64,
     lease_ms: Option<u64>,
+    max_entries: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         ops: 1000,
         keys: 16,
         lease_ms: None,
+        max_entries: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -56,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
             "--ops" => parsed.ops = number()?,
             "--keys" => parsed.keys = number()?.max(1),
             "--lease-ms" => parsed.lease_ms = Some(number()?),
+            "--max-entries" => parsed.max_entries = Some(number()?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -95,6 +99,7 @@ fn run<B: Backend>(backend: &B, args: &Args) -> Result<serde_json::Value, String
     if let Some(lease) = args.lease_ms {
         options.lease = Duration::from_millis(lease);
     }
+    options.max_entries = args.max_entries;
     let mut cache = backend
         .open(&args.dir, &options)
         .map_err(|e| format!("open: {e:?}"))?;
@@ -103,6 +108,7 @@ fn run<B: Backend>(backend: &B, args: &Args) -> Result<serde_json::Value, String
         "mixed" => Ok(mixed(&mut cache, args, &mut rng)),
         "increment" => Ok(increments(&mut cache, args)),
         "churn" => churn(&mut cache, args, &mut rng),
+        "fill" => Ok(fill(&mut cache, args)),
         "full-disk" => full_disk(&mut cache, &args.dir),
         other => Err(format!("unknown workload {other}")),
     }
@@ -235,6 +241,20 @@ fn increments<C: CacheUnderTest>(cache: &mut C, args: &Args) -> serde_json::Valu
         }
     }
     serde_json::json!({ "ops": tally.ops, "done": done, "errors": tally.errors, "samples": tally.samples })
+}
+
+/// Inserts `--ops` new keys, each 100 bytes.
+fn fill<C: CacheUnderTest>(cache: &mut C, args: &Args) -> serde_json::Value {
+    let mut tally = Tally::default();
+    for i in 0..args.ops {
+        tally.ops += 1;
+        let value = stamped(args.id, i, 100);
+        if let Err(e) = cache.insert(&format!("w{}-{i}", args.id), &value, Expiry::Never) {
+            tally.error(format!("insert: {e:?}"));
+        }
+    }
+    let evicted = cache.stats().map_or(0, |stats| stats.evicted);
+    serde_json::json!({ "ops": tally.ops, "errors": tally.errors, "samples": tally.samples, "evicted": evicted })
 }
 
 /// Writes until killed: large values so that kills land mid-write, increments

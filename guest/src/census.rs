@@ -1,0 +1,456 @@
+//! How big the cache is — known to every handle with a size limit, across
+//! processes and wasm instances, at a flat cost per write and with no lock on the
+//! write path.
+//!
+//! # The shared count
+//!
+//! The census file (`<root>/census`, format in [`crate::format`]) holds the
+//! number of entries and bytes as the bounded handles have reported them. Each
+//! such handle knows its own changes exactly — before a write it `stat`s the
+//! entry, so it knows whether it adds an entry or replaces one and by how many
+//! bytes — and adds them up in memory. Every `F` changes (`F` = the limit / 256,
+//! between 1 and 32), or when its last report is older than [`FLUSH_AGE`], or
+//! when the handle is dropped, it **flushes**: under the census lock (a
+//! `create_new` lock file, [`crate::exclusion`]) it reads the file, adds its
+//! changes, and replaces the file. The size a handle works with is the file as
+//! it last read it plus its own unreported changes. So with `P` handles writing
+//! at once, what one handle does not see yet is at most the others' unreported
+//! changes plus what they reported since its own last flush: about
+//! `2 × (P − 1) × F` entries — 2 × (P − 1) / 256 of the limit for large limits.
+//!
+//! # Recounts
+//!
+//! The count can drift: a handle killed before it flushed, two handles adding
+//! the same new key at once, handles opened without a limit (they do not
+//! report). So every bounded handle also recounts the cache, one shard directory
+//! every `K` writes, round robin (`K` grows with the shard size so that a write
+//! pays for about [`platform::CENSUS_NAMES_PER_WRITE`] listed names). When it has
+//! listed all 256 shards, it compares that recount — each shard's count adjusted
+//! by how much the shared count moved since the shard was listed — with the
+//! shared count, and corrects a drift larger than 3 % (bytes: 6 %) at its next
+//! flush, unless another handle corrected since the recount began. Bytes of a
+//! shard are its count times the mean size of the entries sampled in it (exact
+//! when all were sampled). A cache without a census file (the first bounded open)
+//! is counted at `open`: shards are listed until [`FIRST_CENSUS_NAMES`] names
+//! were seen — all of a small cache — and the rest extrapolated.
+//!
+//! Listings `stat` a few entries (see [`Sample`]) for the mean size. The evictor
+//! takes its candidates from listings of its own, of shards drawn at random:
+//! were they taken from the recount's listings, each shard would be evicted
+//! from just after it was counted, and the recount would see every shard at its
+//! fullest.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, IoContext, Result};
+use crate::exclusion::{self, LockPolicy};
+use crate::format::{self, CensusRecord, NEVER};
+use crate::layout::{self, KeyHash, Layout};
+use crate::options::{now_ms, unix_ms};
+use crate::platform;
+use crate::publish::in_dir;
+use crate::scan;
+
+/// Names the first count lists at least (unless the cache is smaller).
+pub const FIRST_CENSUS_NAMES: u64 = 4096;
+/// A handle reports its changes at least this often while it writes.
+pub const FLUSH_AGE: Duration = Duration::from_millis(100);
+/// Drift between a recount and the shared count that is left alone, as a
+/// fraction of the count (bytes: twice that): recounts taken while other handles
+/// write differ from the shared count by a few percent of noise.
+const DRIFT_TOLERATED: f64 = 0.03;
+/// Entries `stat`ed per recount listing, for the mean size.
+pub const SAMPLES_PER_LISTING: usize = 8;
+/// Fewest writes between two shard listings.
+const MIN_WRITES_PER_LISTING: u64 = 8;
+/// How long a flush waits for the census lock before trying again later.
+const LOCK_WAIT: Duration = Duration::from_millis(20);
+/// Shard directories.
+const SHARDS: usize = 256;
+
+/// A number of entries and bytes, or a change of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Size {
+    /// Entry files.
+    pub entries: i64,
+    /// Bytes of entry files.
+    pub bytes: i64,
+}
+
+impl Size {
+    fn plus(self, other: Self) -> Self {
+        Self {
+            entries: self.entries + other.entries,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
+/// An entry file as one `stat` saw it: all the evictor needs to judge it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Its shard.
+    pub shard: u8,
+    /// Its file name.
+    pub name: String,
+    /// Last use (modification time).
+    pub used: SystemTime,
+    /// Expiry, Unix ms (from the access-time hint).
+    pub expires_ms: u64,
+    /// File size.
+    pub size: u64,
+}
+
+/// One shard's count in the current recount.
+#[derive(Debug, Clone, Copy)]
+struct ShardCount {
+    entries: u64,
+    bytes: u64,
+    /// The size this handle worked with when the shard was listed.
+    size_then: Size,
+}
+
+/// A bounded handle's knowledge of the cache's size. Not shared between
+/// threads: the evictor keeps it behind a mutex.
+#[derive(Debug)]
+pub struct Census {
+    file: PathBuf,
+    lock: LockPolicy,
+    shared: CensusRecord,
+    pending: Size,
+    correction: Option<(Size, u64)>,
+    flush_every: Size,
+    last_flush: Instant,
+    next_shard: usize,
+    writes_until_listing: u64,
+    recount: Vec<Option<ShardCount>>,
+    recount_started_ms: u64,
+    /// The shard listed last for the evictor, and how many samples were drawn from it.
+    eviction_listing: (u8, Vec<String>),
+    drawn: usize,
+    rng: u64,
+}
+
+impl Census {
+    /// Reads the census file, or counts the cache and writes it if there is
+    /// none. `flush_every` sets `F` (see the module docs).
+    ///
+    /// # Errors
+    /// An I/O error if a directory cannot be listed.
+    pub fn open(layout: &Layout, lease: Duration, flush_every: Size) -> Result<Self> {
+        let mut census = Self {
+            file: layout.census_file(),
+            lock: LockPolicy {
+                lease,
+                timeout: LOCK_WAIT,
+            },
+            shared: CensusRecord::default(),
+            pending: Size::default(),
+            correction: None,
+            flush_every,
+            last_flush: Instant::now(),
+            next_shard: 0,
+            writes_until_listing: 0,
+            recount: vec![None; SHARDS],
+            recount_started_ms: now_ms(),
+            eviction_listing: (0, Vec::new()),
+            drawn: 0,
+            rng: layout::nonce() | 1,
+        };
+        if let Some(record) = read_census(&census.file)? {
+            census.shared = record;
+            return Ok(census);
+        }
+        // No census yet: count (part of) the cache, extrapolate, and write it.
+        let (mut listed, mut entries, mut bytes) = (0u64, 0u64, 0u64);
+        while listed < SHARDS as u64 && (listed == 0 || entries < FIRST_CENSUS_NAMES) {
+            let count = census.list_next_shard(layout)?;
+            entries += count.entries;
+            bytes += count.bytes;
+            listed += 1;
+        }
+        census.correction = None; // the count is being made, not corrected
+        census.shared = CensusRecord {
+            entries: (entries * SHARDS as u64 / listed) as i64,
+            bytes: (bytes * SHARDS as u64 / listed) as i64,
+            reconciled_at: now_ms(),
+        };
+        // Written only if nobody else wrote one meanwhile; a failure is retried at the next flush.
+        if let Ok(lock) = exclusion::acquire(layout, &KeyHash::CENSUS, &census.lock, "the census") {
+            match read_census(&census.file) {
+                Ok(Some(record)) => census.shared = record,
+                Ok(None) => {
+                    let _ = write_census(layout, &census.file, &census.shared);
+                }
+                Err(_) => {}
+            }
+            let _ = lock.release();
+        }
+        Ok(census)
+    }
+
+    /// The size this handle works with: the census as last read, plus its own
+    /// unreported changes.
+    pub fn size(&self) -> Size {
+        Size {
+            entries: self.shared.entries,
+            bytes: self.shared.bytes,
+        }
+        .plus(self.pending)
+    }
+
+    /// Records a change this handle made.
+    pub fn record(&mut self, change: Size) {
+        self.pending = self.pending.plus(change);
+    }
+
+    /// After a write: lists the next shard if it is time, and reports pending
+    /// changes if it is time.
+    ///
+    /// # Errors
+    /// An I/O error if a shard cannot be listed.
+    pub fn after_write(&mut self, layout: &Layout) -> Result<()> {
+        if self.writes_until_listing == 0 {
+            self.list_next_shard(layout)?;
+        } else {
+            self.writes_until_listing -= 1;
+        }
+        if self.flush_due() {
+            // A failed report stays pending and is retried; the write itself succeeded.
+            let _ = self.flush(layout);
+        }
+        Ok(())
+    }
+
+    /// Reports pending changes now (best effort), as when the handle is dropped.
+    pub fn flush_now(&mut self, layout: &Layout) {
+        if self.pending != Size::default() || self.correction.is_some() {
+            let _ = self.flush(layout);
+        }
+    }
+
+    /// After `clear`: the cache is empty (writers racing the clear are caught by
+    /// the next recount).
+    pub fn cleared(&mut self, layout: &Layout) {
+        self.pending = Size {
+            entries: -self.shared.entries,
+            bytes: -self.shared.bytes,
+        };
+        self.correction = None;
+        self.recount = vec![None; SHARDS];
+        self.recount_started_ms = now_ms();
+        let _ = self.flush_setting_zero(layout);
+    }
+
+    /// `count` candidates for eviction, from a shard drawn at random — listed
+    /// anew once half as many samples as it had names were drawn from it.
+    ///
+    /// # Errors
+    /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
+    pub fn candidates(&mut self, layout: &Layout, count: usize) -> Result<Vec<Sample>> {
+        if self.drawn * 2 >= self.eviction_listing.1.len() {
+            let index = self.random_below(SHARDS) as u8;
+            self.eviction_listing = (index, scan::entry_names(&layout.shard_dir(index))?);
+            self.drawn = 0;
+        }
+        let (index, names) = std::mem::take(&mut self.eviction_listing);
+        let dir = layout.shard_dir(index);
+        let mut samples = Vec::new();
+        for _ in 0..count.min(names.len()) {
+            let name = &names[self.random_below(names.len())];
+            samples.extend(probe(&dir.join(name), index, name)?);
+        }
+        self.drawn += count;
+        self.eviction_listing = (index, names);
+        Ok(samples)
+    }
+
+    /// Every entry of every shard, `stat`ed (for the evictor of a small cache).
+    ///
+    /// # Errors
+    /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
+    pub fn sample_everything(&mut self, layout: &Layout) -> Result<Vec<Sample>> {
+        let mut samples = Vec::new();
+        for (index, dir) in scan::shards(layout)? {
+            for name in scan::entry_names(&dir)? {
+                samples.extend(probe(&dir.join(&name), index, &name)?);
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Lists the next shard and counts it.
+    fn list_next_shard(&mut self, layout: &Layout) -> Result<ShardCount> {
+        let index = self.next_shard as u8;
+        self.next_shard = (self.next_shard + 1) % SHARDS;
+        let names = scan::entry_names(&layout.shard_dir(index))?;
+        let count = self.count_shard(layout, index, &names)?;
+        let per_shard = self.size().entries.max(0) as u64 / SHARDS as u64;
+        self.writes_until_listing =
+            (per_shard / platform::CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_PER_LISTING);
+        if self.recount.iter().all(Option::is_some) {
+            self.reconcile();
+        }
+        Ok(count)
+    }
+
+    /// Records shard `index`'s count from a fresh listing, `stat`ing a few of
+    /// its entries for their mean size.
+    fn count_shard(&mut self, layout: &Layout, index: u8, names: &[String]) -> Result<ShardCount> {
+        let dir = layout.shard_dir(index);
+        let picks: Vec<usize> = if names.len() <= SAMPLES_PER_LISTING {
+            (0..names.len()).collect()
+        } else {
+            (0..SAMPLES_PER_LISTING)
+                .map(|_| self.random_below(names.len()))
+                .collect()
+        };
+        let mut sampled = Vec::with_capacity(picks.len());
+        for pick in picks {
+            sampled.extend(probe(&dir.join(&names[pick]), index, &names[pick])?);
+        }
+        let entries = names.len() as u64;
+        let bytes = match sampled.len() as u64 {
+            0 => 0,
+            n => sampled.iter().map(|s| s.size).sum::<u64>() / n * entries,
+        };
+        let count = ShardCount {
+            entries,
+            bytes,
+            size_then: self.size(),
+        };
+        self.recount[usize::from(index)] = Some(count);
+        Ok(count)
+    }
+
+    /// Compares a complete recount with the shared count; keeps a correction
+    /// for the next flush if they drifted apart. Starts a new recount.
+    fn reconcile(&mut self) {
+        let now = self.size();
+        let (mut entries, mut bytes) = (0.0, 0.0);
+        for count in self.recount.iter().flatten() {
+            let moved = now.plus(Size {
+                entries: -count.size_then.entries,
+                bytes: -count.size_then.bytes,
+            });
+            entries += count.entries as f64 + moved.entries as f64 / SHARDS as f64;
+            bytes += count.bytes as f64 + moved.bytes as f64 / SHARDS as f64;
+        }
+        let drift_entries = now.entries as f64 - entries;
+        let drift_bytes = now.bytes as f64 - bytes;
+        let mut correction = Size::default();
+        if drift_entries.abs() > (now.entries.abs() as f64 * DRIFT_TOLERATED).max(16.0) {
+            correction.entries = -drift_entries.round() as i64;
+        }
+        if drift_bytes.abs() > (now.bytes.abs() as f64 * DRIFT_TOLERATED * 2.0).max(65536.0) {
+            correction.bytes = -drift_bytes.round() as i64;
+        }
+        if correction != Size::default() {
+            self.correction = Some((correction, self.recount_started_ms));
+        }
+        self.recount = vec![None; SHARDS];
+        self.recount_started_ms = now_ms();
+    }
+
+    fn flush_due(&self) -> bool {
+        let pending = self.pending;
+        pending.entries.abs() >= self.flush_every.entries
+            || pending.bytes.abs() >= self.flush_every.bytes
+            || self.correction.is_some()
+            || self.last_flush.elapsed() >= FLUSH_AGE
+    }
+
+    /// Adds pending changes (and a due correction) to the census file, under its lock.
+    fn flush(&mut self, layout: &Layout) -> Result<()> {
+        self.update_file(layout, |record, pending, correction| {
+            record.entries += pending.entries;
+            record.bytes += pending.bytes;
+            if let Some((correction, since)) = correction
+                && record.reconciled_at < since
+            {
+                record.entries += correction.entries;
+                record.bytes += correction.bytes;
+                record.reconciled_at = now_ms();
+            }
+        })
+    }
+
+    fn flush_setting_zero(&mut self, layout: &Layout) -> Result<()> {
+        self.update_file(layout, |record, _, _| {
+            record.entries = 0;
+            record.bytes = 0;
+            record.reconciled_at = now_ms();
+        })
+    }
+
+    fn update_file(
+        &mut self,
+        layout: &Layout,
+        change: impl FnOnce(&mut CensusRecord, Size, Option<(Size, u64)>),
+    ) -> Result<()> {
+        self.last_flush = Instant::now();
+        let lock = exclusion::acquire(layout, &KeyHash::CENSUS, &self.lock, "the census")?;
+        let mut record = read_census(&self.file)?.unwrap_or(self.shared);
+        change(&mut record, self.pending, self.correction);
+        write_census(layout, &self.file, &record)?;
+        lock.release()?;
+        self.shared = record;
+        self.pending = Size::default();
+        self.correction = None;
+        Ok(())
+    }
+
+    fn random_below(&mut self, bound: usize) -> usize {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % bound as u64) as usize
+    }
+}
+
+/// The census file's record; `None` if there is none or it is damaged.
+fn read_census(path: &Path) -> Result<Option<CensusRecord>> {
+    match platform::read_file(path) {
+        Ok(bytes) => Ok(format::decode_census(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read census", path, e)),
+    }
+}
+
+/// Replaces the census file (temporary file, then rename).
+fn write_census(layout: &Layout, path: &Path, record: &CensusRecord) -> Result<()> {
+    let temp = layout.temp_path(&KeyHash::CENSUS);
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+    };
+    let mut file = in_dir(layout.tmp_dir(), create).context("create temporary file", &temp)?;
+    let written = platform::write_all_at(&mut file, &format::encode_census(record), 0)
+        .context("write temporary file", &temp)
+        .and_then(|()| fs::rename(&temp, path).map_err(|e| Error::rename(&temp, path, e)));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// `stat`s an entry file into a sample; `None` if it is gone.
+fn probe(path: &Path, shard: u8, name: &str) -> Result<Option<Sample>> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read metadata", path, e)),
+    };
+    Ok(Some(Sample {
+        shard,
+        name: name.to_owned(),
+        used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        expires_ms: meta.accessed().map_or(NEVER, unix_ms),
+        size: meta.len(),
+    }))
+}
