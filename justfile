@@ -19,10 +19,24 @@ demo dir="demo-cache":
 test:
     cargo test --workspace
 
-# Formatting and lints, as CI checks them.
+# Formatting and lints, as CI checks them (native and wasm32-wasip2).
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --release --target wasm32-wasip2 -p filecache --lib --bins --features component --target-dir target/wasm-lint -- -D warnings
+
+# The torture tests at full strength: more processes, instances, operations and kills.
+torture:
+    FILECACHE_TORTURE=long cargo test --release -p filecache-conformance --test torture -- --nocapture --test-threads 1
+
+# Fuzz the entry decoder and the command-line parsers, `secs` seconds each (cargo-fuzz).
+fuzz secs="600":
+    cargo fuzz --version || cargo install cargo-fuzz
+    mkdir -p fuzz/corpus/decode_entry fuzz/corpus/parse_cli
+    # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -O decode_entry fuzz/corpus/decode_entry fuzz/seeds/decode_entry -- -max_total_time={{secs}}
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -O parse_cli fuzz/corpus/parse_cli fuzz/seeds/parse_cli -- -max_total_time={{secs}}
+    @echo "crash inputs, if any, are in fuzz/artifacts/: copy them to tests/fuzz-regressions/<target>/"
 
 # The command-line component under the real wasmtime CLI: `just cli size`, `just cli get KEY`.
 cli *args: build
