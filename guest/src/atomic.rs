@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::exclusion::{self, KeyLock};
 use crate::format::{self, NEVER};
 use crate::layout::KeyHash;
-use crate::options::{Expiry, now_ms};
+use crate::options::{Expiry, expired_now};
 use crate::platform;
 use crate::publish::{self, Entry};
 use crate::store::FileStore;
@@ -60,7 +60,7 @@ impl FileStore {
                 Some(_) => Decision::Keep(false),
                 None => Decision::Write {
                     value: Cow::Borrowed(value),
-                    expires_at: expiry.deadline_ms(now_ms()),
+                    expires_at: expiry.deadline_ms(),
                     result: true,
                 },
             })
@@ -118,7 +118,7 @@ impl FileStore {
             Ok(if matches {
                 Decision::Write {
                     value: Cow::Borrowed(new),
-                    expires_at: expiry.deadline_ms(now_ms()),
+                    expires_at: expiry.deadline_ms(),
                     result: true,
                 }
             } else {
@@ -138,7 +138,7 @@ impl FileStore {
                 None => Decision::Keep(false),
                 Some(current) => Decision::Write {
                     value: Cow::Owned(current.value),
-                    expires_at: expiry.deadline_ms(now_ms()),
+                    expires_at: expiry.deadline_ms(),
                     result: true,
                 },
             })
@@ -158,9 +158,7 @@ impl FileStore {
         let mut lock = self.lock(&hash, key)?;
         for _ in 0..ATTEMPTS {
             let before = read_raw(&path)?;
-            let current = before
-                .as_deref()
-                .and_then(|bytes| live_entry(bytes, key, now_ms()));
+            let current = before.as_deref().and_then(|bytes| live_entry(bytes, key));
             let (value, expires_at, result) = match decide(current)? {
                 Decision::Keep(result) => {
                     lock.release()?;
@@ -214,9 +212,9 @@ fn read_raw(path: &Path) -> Result<Option<Vec<u8>>> {
 
 /// The live value in an entry file's bytes: `None` if damaged, expired, or the
 /// entry of another key (a hash collision) — all of which a write replaces.
-fn live_entry(bytes: &[u8], key: &str, now_ms: u64) -> Option<Current> {
+fn live_entry(bytes: &[u8], key: &str) -> Option<Current> {
     let entry = format::decode(bytes).ok()?;
-    if entry.key != key || entry.is_expired_at(now_ms) {
+    if entry.key != key || expired_now(entry.expires_at) {
         return None;
     }
     Some(Current {

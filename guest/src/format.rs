@@ -345,6 +345,21 @@ pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
     })
 }
 
+/// The file length a header announces (`44 + key_len + value_len`), if `bytes`
+/// holds at least the lengths' part of a header with the right magic. Lets a
+/// reader size its buffer from the first bytes it read; the full decode still
+/// checks everything.
+pub fn announced_len(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < CHECKED_HEADER_LEN || bytes[0..4] != MAGIC {
+        return None;
+    }
+    let key_len = u32::from_le_bytes(array(&bytes[16..20]));
+    let value_len = u64::from_le_bytes(array(&bytes[20..28]));
+    (HEADER_LEN as u64)
+        .checked_add(u64::from(key_len))?
+        .checked_add(value_len)
+}
+
 /// Whether an entry with `expires_at` is expired at `now_ms`.
 pub fn is_expired(expires_at: u64, now_ms: u64) -> bool {
     expires_at != NEVER && now_ms >= expires_at

@@ -92,11 +92,17 @@ impl Expiry {
         Self::At(UNIX_EPOCH + Duration::from_millis(ms))
     }
 
-    /// The `expires_at` field for an entry written at `now_ms`.
-    pub(crate) fn deadline_ms(&self, now_ms: u64) -> u64 {
+    /// The `expires_at` field for an entry written now. Reads the clock only
+    /// for [`Expiry::After`] (under WASI, reading it is a host call).
+    pub(crate) fn deadline_ms(&self) -> u64 {
+        self.deadline_ms_from(now_ms)
+    }
+
+    /// The `expires_at` field for an entry written at `now_ms()`.
+    fn deadline_ms_from(&self, now_ms: impl FnOnce() -> u64) -> u64 {
         let deadline = match self {
             Self::Never => return NEVER,
-            Self::After(duration) => now_ms.saturating_add(millis(*duration)),
+            Self::After(duration) => now_ms().saturating_add(millis(*duration)),
             Self::At(time) => unix_ms(*time),
         };
         // `NEVER` is reserved; a deadline that far away is never reached anyway.
@@ -122,25 +128,34 @@ pub(crate) fn now_ms() -> u64 {
     unix_ms(SystemTime::now())
 }
 
+/// Whether an entry that expires at `expires_at` is expired now. Reads the
+/// clock only for entries that expire.
+pub(crate) fn expired_now(expires_at: u64) -> bool {
+    expires_at != NEVER && crate::format::is_expired(expires_at, now_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn deadlines() {
-        assert_eq!(Expiry::Never.deadline_ms(5), NEVER);
+        assert_eq!(Expiry::Never.deadline_ms_from(|| 5), NEVER);
         assert_eq!(
-            Expiry::After(Duration::from_millis(300)).deadline_ms(1000),
+            Expiry::After(Duration::from_millis(300)).deadline_ms_from(|| 1000),
             1300
         );
         assert_eq!(
-            Expiry::After(Duration::from_nanos(1)).deadline_ms(1000),
+            Expiry::After(Duration::from_nanos(1)).deadline_ms_from(|| 1000),
             1001
         );
-        assert_eq!(Expiry::After(Duration::MAX).deadline_ms(1000), NEVER - 1);
-        assert_eq!(Expiry::at_unix_ms(42).deadline_ms(1000), 42);
         assert_eq!(
-            Expiry::At(UNIX_EPOCH - Duration::from_secs(1)).deadline_ms(9),
+            Expiry::After(Duration::MAX).deadline_ms_from(|| 1000),
+            NEVER - 1
+        );
+        assert_eq!(Expiry::at_unix_ms(42).deadline_ms_from(|| 1000), 42);
+        assert_eq!(
+            Expiry::At(UNIX_EPOCH - Duration::from_secs(1)).deadline_ms_from(|| 9),
             0
         );
     }

@@ -13,7 +13,7 @@
 //! needs write access to set a file's times.
 
 use std::fs::{File, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 /// About how many directory entries a write may pay to have listed for the
@@ -141,17 +141,68 @@ pub fn open_for_read(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Reads a whole file into a buffer of the right size.
+/// Reads a whole file.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     read_file_and_metadata(path).map(|(bytes, _, _)| bytes)
 }
 
-/// Reads a whole file into a buffer of the right size; also returns the open
-/// file and its metadata (taken before the read).
+/// Reads a whole file and also returns the open file and its metadata (taken
+/// before the read).
+///
+/// The size comes from one `fstat`, and the bytes from as few reads as it takes
+/// to fill it, with no probe past the end: cache files are never written in
+/// place once published (they are replaced by `rename`), so that size is exact,
+/// and a file cut short reads short, which the decoders refuse. (`read_to_end`
+/// would `fstat` again, ask for the position and read once more to see the end;
+/// under WASI each of those is a host call.)
 pub fn read_file_and_metadata(path: &Path) -> io::Result<(Vec<u8>, File, Metadata)> {
     let mut file = open_for_read(path)?;
     let meta = file.metadata()?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    file.read_to_end(&mut bytes)?;
+    let len =
+        usize::try_from(meta.len()).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    let mut bytes = vec![0u8; len];
+    let filled = fill(&mut file, &mut bytes, 0)?;
+    bytes.truncate(filled);
     Ok((bytes, file, meta))
+}
+
+/// Reads into `bytes[from..]`, the file being read front to back, until the
+/// buffer is full or the file ends; returns how many bytes are filled.
+pub fn fill(file: &mut File, bytes: &mut [u8], from: usize) -> io::Result<usize> {
+    let mut filled = from;
+    while filled < bytes.len() {
+        match read_at(file, &mut bytes[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads into `buf` from a file being read front to back, at `offset` (its
+/// current position).
+#[cfg(not(target_os = "wasi"))]
+pub fn read_at(file: &mut File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::io::Read;
+    let _ = offset; // the file position is already there
+    file.read(buf)
+}
+
+/// Reads into `buf` at `offset` with `pread`: one `descriptor.read` host call,
+/// where wasi-libc's `read` sets up an input stream and reads through it.
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)]
+pub fn read_at(file: &mut File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let at = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the descriptor is open while `file` is borrowed, and `buf` is a
+    // live, writable buffer of `buf.len()` bytes.
+    let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), at) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n.unsigned_abs())
+    }
 }

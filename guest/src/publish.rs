@@ -151,8 +151,16 @@ fn write_parts(file: &mut File, parts: &[&[u8]], temp: &Path) -> Result<()> {
 fn rename_into_place(layout: &Layout, hash: &KeyHash, temp: &Path, durable: bool) -> Result<()> {
     let entry = layout.entry_path(hash);
     let shard = entry.parent().unwrap_or(layout.root());
-    let created_shard = !shard.exists();
-    in_dir(shard, || fs::rename(temp, &entry)).map_err(|e| Error::rename(temp, &entry, e))?;
+    // The shard is created on first use: when the rename finds it missing.
+    let mut created_shard = false;
+    let renamed = match fs::rename(temp, &entry) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            created_shard = true;
+            fs::create_dir_all(shard).and_then(|()| fs::rename(temp, &entry))
+        }
+        other => other,
+    };
+    renamed.map_err(|e| Error::rename(temp, &entry, e))?;
     if durable {
         platform::sync_dir(shard).context("sync directory", shard)?;
         if created_shard {

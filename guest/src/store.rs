@@ -14,7 +14,7 @@ use crate::eviction::{Evictor, TOUCH_INTERVAL};
 use crate::exclusion::LockPolicy;
 use crate::format::{self, HEADER_LEN};
 use crate::layout::{KeyHash, Layout, TAG_CONTENT};
-use crate::options::{Expiry, Options, now_ms};
+use crate::options::{Expiry, Options, expired_now};
 use crate::platform;
 use crate::publish::{self, Entry, Retired};
 use crate::scan;
@@ -85,8 +85,7 @@ impl FileStore {
             return Err(Error::invalid("the cache directory path is empty"));
         }
         let layout = Layout::new(root.to_path_buf());
-        fs::create_dir_all(layout.tmp_dir()).context("create directory", layout.tmp_dir())?;
-        write_tag(&layout.tag_file())?;
+        prepare(&layout)?;
         scan::sweep_abandoned(&layout, options.lease)?;
         Ok(Self {
             evictor: Evictor::open(&options, &layout)?,
@@ -121,7 +120,7 @@ impl FileStore {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
         let path = self.layout.entry_path(&hash);
-        let (bytes, file, meta) = match platform::read_file_and_metadata(&path) {
+        let (bytes, file, meta) = match self.read_entry(&path) {
             Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self.miss()),
             Err(e) => return Err(Error::io("read entry", &path, e)),
@@ -129,7 +128,7 @@ impl FileStore {
         let size = bytes.len() as u64;
         let value_offset = match format::decode(&bytes) {
             Ok(entry) if entry.key != key => return Ok(self.miss()), // a hash collision
-            Ok(entry) if entry.is_expired_at(now_ms()) => {
+            Ok(entry) if expired_now(entry.expires_at) => {
                 self.retire(&hash, &path, size, Fault::Expired, String::new)?;
                 return Ok(self.miss());
             }
@@ -140,7 +139,7 @@ impl FileStore {
             }
         };
         bump(&self.counters.hits);
-        if self.evictor.is_some() && last_used_before(&meta, TOUCH_INTERVAL) {
+        if meta.is_some_and(|meta| last_used_before(&meta, TOUCH_INTERVAL)) {
             // Best effort: a missed refresh only makes the entry look older to eviction.
             let _ = platform::mark_used(&file, &path);
         }
@@ -164,7 +163,7 @@ impl FileStore {
         let entry = Entry {
             key,
             value,
-            expires_at: expiry.deadline_ms(now_ms()),
+            expires_at: expiry.deadline_ms(),
         };
         let replaced = self.size_before_write(&hash)?;
         publish::publish(&self.layout, &hash, &entry, self.options.durable)?;
@@ -219,7 +218,7 @@ impl FileStore {
             {
                 Ok(false) // a hash collision
             }
-            Ok(decoded) if decoded.is_expired_at(now_ms()) => {
+            Ok(decoded) if expired_now(decoded.expires_at) => {
                 self.retire(&hash, &path, file_len, Fault::Expired, String::new)?;
                 Ok(false)
             }
@@ -297,6 +296,38 @@ impl FileStore {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| Error::invalid(format!("cannot serialize the value for `{key}`: {e}")))?;
         self.insert(key, &bytes, expiry)
+    }
+
+    /// Reads an entry file whole, with as few calls as it takes (see
+    /// [`platform::fill`]): one read of [`FIRST_READ`] bytes holds most entries,
+    /// and its header says whether more is to come — so a hit costs an open, one
+    /// read and a close. With a size limit, the metadata is taken too, since its
+    /// modification time says whether to mark the entry used.
+    fn read_entry(&self, path: &Path) -> io::Result<(Vec<u8>, fs::File, Option<fs::Metadata>)> {
+        if self.evictor.is_some() {
+            let (bytes, file, meta) = platform::read_file_and_metadata(path)?;
+            return Ok((bytes, file, Some(meta)));
+        }
+        let mut file = platform::open_for_read(path)?;
+        let mut bytes = vec![0u8; FIRST_READ];
+        let mut filled = loop {
+            match platform::read_at(&mut file, &mut bytes, 0) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other?,
+            }
+        };
+        let largest =
+            HEADER_LEN as u64 + self.options.max_key_bytes as u64 + self.options.max_value_bytes;
+        // A damaged header announcing more than any entry can hold is read no
+        // further: the decoder refuses what was read.
+        if let Some(want) = format::announced_len(&bytes[..filled]).filter(|&want| want <= largest)
+            && want > filled as u64
+        {
+            bytes.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
+            filled = platform::fill(&mut file, &mut bytes, filled)?;
+        }
+        bytes.truncate(filled);
+        Ok((bytes, file, None))
     }
 
     /// With a size limit, the size of the entry about to be written or removed
@@ -379,7 +410,7 @@ impl FileStore {
         reason: impl Fn() -> String,
     ) -> Result<()> {
         let still_bad = |bytes: &[u8]| match format::decode(bytes) {
-            Ok(entry) => entry.is_expired_at(now_ms()),
+            Ok(entry) => expired_now(entry.expires_at),
             Err(_) => true,
         };
         match publish::retire(&self.layout, hash, path, still_bad) {
@@ -406,6 +437,10 @@ impl FileStore {
     }
 }
 
+/// The first read of an entry file, whose size is not known yet: it holds most
+/// entries whole.
+const FIRST_READ: usize = 4 * 1024;
+
 /// Whether an entry file was last used (written or read) more than `span` ago.
 fn last_used_before(meta: &fs::Metadata, span: std::time::Duration) -> bool {
     meta.modified()
@@ -422,6 +457,21 @@ fn read_head(path: &Path, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
     let mut head = Vec::with_capacity(HEADER_LEN + key_len);
     file.take(want).read_to_end(&mut head)?;
     Ok((head, file_len))
+}
+
+/// Makes a new cache's directories and tag; an existing cache costs one `mkdir`
+/// that finds `tmp/` there.
+fn prepare(layout: &Layout) -> Result<()> {
+    let tmp = layout.tmp_dir();
+    match fs::create_dir(tmp) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(tmp).context("create directory", tmp)?;
+        }
+        Err(e) => return Err(Error::io("create directory", tmp, e)),
+        Ok(()) => {}
+    }
+    write_tag(&layout.tag_file())
 }
 
 /// Writes the cache-directory tag unless it is there already.

@@ -23,7 +23,10 @@ mod error;
 use std::path::Path;
 
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use bindings::{GuestCache, wit};
@@ -45,6 +48,11 @@ pub struct HostConfig {
     pub memory_limit: usize,
     /// The component file. Default: [`artifacts::CACHE_COMPONENT`].
     pub component: std::path::PathBuf,
+    /// How many instances may live at once, if instances come from a pool
+    /// (memory and tables reserved once and reused: a fresh instance then costs
+    /// tens of microseconds, not hundreds). `None` allocates each instance on
+    /// its own, with no limit. Default: `Some(128)`.
+    pub pooled_instances: Option<u32>,
 }
 
 impl Default for HostConfig {
@@ -52,6 +60,7 @@ impl Default for HostConfig {
         Self {
             memory_limit: 512 * 1024 * 1024,
             component: artifacts::CACHE_COMPONENT.into(),
+            pooled_instances: Some(128),
         }
     }
 }
@@ -93,7 +102,7 @@ impl CacheRuntime {
     /// # Errors
     /// [`HostError::Runtime`] if the component cannot be read, compiled or linked.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let engine = Engine::default();
+        let engine = Engine::new(&engine_config(&config)).map_err(HostError::Runtime)?;
         let component =
             Component::from_file(&engine, &config.component).map_err(HostError::Runtime)?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -125,6 +134,16 @@ impl CacheRuntime {
         host_dir: &Path,
         options: &filecache::Options,
     ) -> Result<ComponentCache, HostError> {
+        self.instantiate(host_dir)?.open(options)
+    }
+
+    /// A fresh instance with `host_dir` (created if missing) preopened at
+    /// [`GUEST_CACHE_DIR`], not yet holding an open cache.
+    ///
+    /// # Errors
+    /// [`HostError::Runtime`] if the directory cannot be created or opened, or
+    /// instantiation fails.
+    pub fn instantiate(&self, host_dir: &Path) -> Result<CacheInstance, HostError> {
         std::fs::create_dir_all(host_dir).map_err(|e| {
             HostError::Runtime(wasmtime::format_err!(
                 "failed to create `{}`: {e}",
@@ -149,18 +168,63 @@ impl CacheRuntime {
             .pre
             .instantiate(&mut store)
             .map_err(HostError::Runtime)?;
+        Ok(CacheInstance { store, instance })
+    }
+}
+
+/// A fresh instance of the component, its directory preopened, no cache open yet.
+pub struct CacheInstance {
+    store: Store<HostState>,
+    instance: bindings::Cache,
+}
+
+impl std::fmt::Debug for CacheInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheInstance").finish_non_exhaustive()
+    }
+}
+
+impl CacheInstance {
+    /// Opens the cache in the preopened directory.
+    ///
+    /// # Errors
+    /// [`HostError::Cache`] if the guest refuses (bad options, I/O failure);
+    /// [`HostError::Runtime`] if the guest traps.
+    pub fn open(mut self, options: &filecache::Options) -> Result<ComponentCache, HostError> {
         let wit_options = bindings::options_to_wit(options);
-        let handle = instance
+        let handle = self
+            .instance
             .filecache_cache_store()
             .cache()
-            .call_open(&mut store, GUEST_CACHE_DIR, wit_options)
+            .call_open(&mut self.store, GUEST_CACHE_DIR, wit_options)
             .map_err(HostError::Runtime)??;
         Ok(ComponentCache {
-            store,
-            instance,
+            store: self.store,
+            instance: self.instance,
             handle,
         })
     }
+}
+
+/// The engine settings: the pooling allocator when `config` asks for a pool.
+fn engine_config(config: &HostConfig) -> Config {
+    let mut engine = Config::new();
+    if let Some(instances) = config.pooled_instances {
+        let mut pool = PoolingAllocationConfig::default();
+        // One component instance of the cache holds a handful of core instances
+        // (the program and the canonical-ABI shims), one memory and a few tables.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .max_memory_size(config.memory_limit)
+            // Reset the first pages an instance touched with a memset rather than
+            // handing them back to the kernel, which costs more for small instances.
+            .linear_memory_keep_resident(1 << 16)
+            .table_keep_resident(1 << 16);
+        engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    engine
 }
 
 /// One cache opened inside its own component instance.

@@ -1,0 +1,170 @@
+//! The scale benchmark: costs at 10k, 100k and 1M entries (100-byte values),
+//! insert at capacity (evicting) against insert below capacity, and `clear`
+//! against `rm -rf` of an identical tree.
+//!
+//! Order, so that deletions (which slow the next creates down on ext4 for
+//! minutes) come last: populate every tree; then per scale the reads, the
+//! approximate size and the inserts below capacity; then the inserts at
+//! capacity (each evicts one entry); then `clear`, and `rm -rf` of the copy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use filecache::{Expiry, FileStore, Options};
+
+use crate::Settings;
+use crate::measure::{per_op, wait_for_fast_creates};
+use crate::report::{Figure, Results};
+
+/// Operations timed per phase.
+const SAMPLE: usize = 10_000;
+/// The scale whose tree is also removed with `rm -rf`, for comparison.
+const RM_SCALE: usize = 100_000;
+
+fn key(i: usize) -> String {
+    format!("scale:key:{i}")
+}
+
+fn value(i: usize) -> Vec<u8> {
+    let mut value = format!("value {i} ").into_bytes();
+    value.resize(100, b'.');
+    value
+}
+
+/// Fills a cache with `count` entries; returns µs per insert.
+fn populate(dir: &Path, count: usize) -> f64 {
+    let store = FileStore::open(dir, Options::default()).expect("open");
+    per_op(count, |i| {
+        store
+            .insert(&key(i), &value(i), Expiry::Never)
+            .expect("insert");
+    })
+}
+
+/// Spreads `SAMPLE` indexes over `0..count`.
+fn sample(count: usize) -> Vec<usize> {
+    (0..SAMPLE).map(|i| (i * 7919) % count).collect()
+}
+
+pub fn run(settings: &Settings, results: &mut Results) {
+    let scales: Vec<usize> = [10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|&n| n <= settings.scale_max)
+        .collect();
+    let base = settings.dir.join("scale");
+    let probe = settings.dir.join("probe");
+    let dir = |n: usize| base.join(format!("n{n}"));
+    let copy = base.join(format!("n{RM_SCALE}-copy"));
+    let mut figure = |scale: String, phase: &str, us: f64| {
+        results.figures.push(Figure {
+            group: "scale".into(),
+            phase: phase.into(),
+            system: scale,
+            us_per_op: us,
+            rounds: vec![us],
+        });
+    };
+
+    wait_for_fast_creates(&probe, Duration::from_secs(60));
+    for &n in &scales {
+        eprintln!("bench: scale: populating {n} entries");
+        let us = populate(&dir(n), n);
+        figure(label(n), "populate", us);
+    }
+    if scales.contains(&RM_SCALE) {
+        populate(&copy, RM_SCALE);
+    }
+    for &n in &scales {
+        let store = FileStore::open(dir(n), Options::default()).expect("open");
+        let picks = sample(n);
+        for &i in &picks {
+            store.get(&key(i)).expect("warm");
+        }
+        let us = per_op(picks.len(), |j| {
+            let i = picks[j];
+            assert_eq!(store.get(&key(i)).expect("get"), Some(value(i)));
+        });
+        figure(label(n), "get hit", us);
+        let us = per_op(SAMPLE, |j| {
+            assert!(
+                store
+                    .get(&format!("scale:absent:{j}"))
+                    .expect("get")
+                    .is_none()
+            );
+        });
+        figure(label(n), "get miss", us);
+        let us = per_op(3, |_| {
+            store.approx_size().expect("size");
+        });
+        figure(label(n), "approx-size (whole scan)", us);
+        let us = per_op(SAMPLE, |j| {
+            store
+                .insert(&key(n + j), &value(j), Expiry::Never)
+                .expect("insert");
+        });
+        figure(label(n), "insert", us);
+        let below = Options {
+            max_entries: Some(10 * n as u64),
+            ..Options::default()
+        };
+        let bounded = FileStore::open(dir(n), below).expect("open bounded");
+        let us = per_op(SAMPLE, |j| {
+            bounded
+                .insert(&key(n + SAMPLE + j), &value(j), Expiry::Never)
+                .expect("insert");
+        });
+        figure(label(n), "insert, bounded, below capacity", us);
+    }
+    for &n in &scales {
+        let total = n + 2 * SAMPLE;
+        let at = Options {
+            max_entries: Some(total as u64),
+            ..Options::default()
+        };
+        let bounded = FileStore::open(dir(n), at).expect("open bounded");
+        let us = per_op(SAMPLE, |j| {
+            bounded
+                .insert(&key(total + j), &value(j), Expiry::Never)
+                .expect("insert");
+        });
+        let evicted = bounded.stats().expect("stats").evicted;
+        eprintln!("bench: scale {n}: {evicted} evicted by {SAMPLE} inserts at capacity");
+        figure(label(n), "insert, bounded, at capacity (evicting)", us);
+    }
+    for &n in &scales {
+        let store = FileStore::open(dir(n), Options::default()).expect("open");
+        let entries = store.approx_size().expect("size").max(1);
+        let started = Instant::now();
+        store.clear().expect("clear");
+        let us = started.elapsed().as_secs_f64() * 1e6 / entries as f64;
+        figure(label(n), "clear (per entry)", us);
+        if n == RM_SCALE {
+            figure(
+                label(n),
+                "rm -rf of the same tree (per entry)",
+                rm_rf(&copy, RM_SCALE),
+            );
+        }
+    }
+}
+
+/// `rm -rf` of a tree of `entries` entry files; µs per entry.
+fn rm_rf(tree: &PathBuf, entries: usize) -> f64 {
+    let started = Instant::now();
+    let status = Command::new("rm")
+        .arg("-rf")
+        .arg(tree)
+        .status()
+        .expect("run rm");
+    assert!(status.success());
+    started.elapsed().as_secs_f64() * 1e6 / entries as f64
+}
+
+fn label(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{}M entries", n / 1_000_000),
+        n => format!("{}k entries", n / 1000),
+    }
+}

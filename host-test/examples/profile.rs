@@ -1,0 +1,68 @@
+//! Repeats one operation many times, for profilers (`strace -c`, `perf`,
+//! `valgrind --tool=callgrind`): `cargo run --release -p filecache-host
+//! --example profile -- component|native get|insert|open [COUNT]`.
+
+use std::time::Instant;
+
+use filecache::{Expiry, FileStore, Options};
+use filecache_host::{CacheRuntime, HostConfig};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let backend = args.first().map_or("component", String::as_str);
+    let op = args.get(1).map_or("get", String::as_str);
+    let count: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let dir = std::env::temp_dir().join("filecache-profile");
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options::default();
+    let native = FileStore::open(&dir, options.clone()).expect("open");
+    for i in 0..100 {
+        native
+            .insert(&format!("key {i}"), &[7u8; 100], Expiry::Never)
+            .expect("insert");
+    }
+    let runtime = CacheRuntime::new(HostConfig::default()).expect("runtime");
+    let mut component = runtime.open(&dir, &options).expect("open component");
+    let started = Instant::now();
+    for i in 0..count {
+        let key = format!("key {}", i % 100);
+        match (backend, op) {
+            ("component", "get") => drop(component.get(&key).expect("get")),
+            ("native", "get") => drop(native.get(&key).expect("get")),
+            ("component", "insert") => component
+                .insert(&key, &[1u8; 100], Expiry::Never)
+                .expect("insert"),
+            ("native", "insert") => native
+                .insert(&key, &[1u8; 100], Expiry::Never)
+                .expect("insert"),
+            ("component", "open-invalid") => {
+                let bad = Options {
+                    max_entries: Some(0),
+                    ..Options::default()
+                };
+                assert!(
+                    runtime
+                        .instantiate(&dir)
+                        .expect("instantiate")
+                        .open(&bad)
+                        .is_err()
+                );
+            }
+            ("component", "instantiate") => drop(runtime.instantiate(&dir).expect("instantiate")),
+            ("component", "open") => {
+                let t = Instant::now();
+                let cache = runtime.open(&dir, &options).expect("open");
+                let opened = t.elapsed();
+                drop(cache);
+                if std::env::var_os("FC_TIMING").is_some() && i % 500 == 0 {
+                    eprintln!("open {opened:?} drop {:?}", t.elapsed() - opened);
+                }
+            }
+            other => panic!("unknown {other:?}"),
+        }
+    }
+    println!(
+        "{backend} {op}: {:.2} µs/op",
+        started.elapsed().as_secs_f64() * 1e6 / count as f64
+    );
+}
