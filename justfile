@@ -38,6 +38,21 @@ fuzz secs="600":
     RUSTC_BOOTSTRAP=1 cargo fuzz run -O parse_cli fuzz/corpus/parse_cli fuzz/seeds/parse_cli -- -max_total_time={{secs}}
     @echo "crash inputs, if any, are in fuzz/artifacts/: copy them to tests/fuzz-regressions/<target>/"
 
+# The benchmark suite on a tmpfs (stable figures); tables, JSON and a chart land in target/bench/tmpfs/.
+bench:
+    cargo run --release -p filecache-bench -- --dir /dev/shm/filecache-bench --out target/bench/tmpfs
+
+# The benchmark suite on the disk under target/ (its figures move with the file system's state: see README).
+bench-disk:
+    cargo run --release -p filecache-bench -- --dir target/bench/caches --out target/bench/disk
+
+# Python peers (diskcache, Django FileBasedCache) against a Python raw floor, in a venv this recipe makes.
+bench-python:
+    python3 -m venv target/bench/venv
+    target/bench/venv/bin/pip install --quiet diskcache django
+    mkdir -p target/bench/python
+    BENCH_DIR=/dev/shm target/bench/venv/bin/python bench/python/bench.py target/bench/python/results.json | tee target/bench/python/results.md
+
 # The command-line component under the real wasmtime CLI: `just cli size`, `just cli get KEY`.
 cli *args: build
     mkdir -p demo-cache

@@ -63,7 +63,7 @@ fn settings() -> Result<Settings, String> {
         out: PathBuf::from("target/bench"),
         keys: 10_000,
         durable_keys: 1_000,
-        rounds: 3,
+        rounds: 5,
         scale: true,
         scale_max: 1_000_000,
     };

@@ -146,7 +146,7 @@ pub fn markdown(results: &Results) -> String {
                 .collect();
             let cells: Vec<String> = values
                 .iter()
-                .map(|v| v.map_or("".into(), |us| format!("{us:.1}")))
+                .map(|v| v.map_or("".into(), us_text))
                 .collect();
             let ratio = match (
                 values.first().copied().flatten(),
@@ -173,6 +173,15 @@ pub fn markdown(results: &Results) -> String {
     }
     let _ = writeln!(out, "\nRun took {:.0} s.", results.elapsed_s);
     out
+}
+
+/// A time in µs with a sensible number of digits.
+fn us_text(us: f64) -> String {
+    if us < 1.0 {
+        format!("{us:.2}")
+    } else {
+        format!("{us:.1}")
+    }
 }
 
 /// Every target: what, the measured ratio (or µs), and the limit.

@@ -55,7 +55,7 @@ use crate::publish::in_dir;
 use crate::scan;
 
 /// Names the first count lists at least (unless the cache is smaller).
-pub const FIRST_CENSUS_NAMES: u64 = 4096;
+pub const FIRST_CENSUS_NAMES: u64 = 16_384;
 /// A handle reports its changes at least this often while it writes.
 pub const FLUSH_AGE: Duration = Duration::from_millis(100);
 /// Drift between a recount and the shared count that is left alone, as a
