@@ -4,12 +4,17 @@
 default:
     @just --list
 
-# Build the native crates and both wasm components (filecache.wasm, filecache-cli.wasm).
+# Build the native crates and the wasm components into target/components/.
 build:
     cargo build --workspace
     cargo build --release --target wasm32-wasip2 -p filecache --lib --features component --target-dir target/wasm-component
+    cargo build --release --target wasm32-wasip2 -p filecache --lib --features keyvalue --target-dir target/wasm-keyvalue
     cargo build --release --target wasm32-wasip2 -p filecache --bin filecache-cli --target-dir target/wasm-cli
-    @echo "components: target/wasm-component/wasm32-wasip2/release/filecache.wasm target/wasm-cli/wasm32-wasip2/release/filecache-cli.wasm"
+    mkdir -p target/components
+    cp target/wasm-component/wasm32-wasip2/release/filecache.wasm target/components/filecache.wasm
+    cp target/wasm-keyvalue/wasm32-wasip2/release/filecache.wasm target/components/filecache-keyvalue.wasm
+    cp target/wasm-cli/wasm32-wasip2/release/filecache-cli.wasm target/components/filecache-cli.wasm
+    @ls -l target/components
 
 # The main job: run the component in the wasmtime host against ./demo-cache.
 demo dir="demo-cache":
@@ -24,6 +29,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --release --target wasm32-wasip2 -p filecache --lib --bins --features component --target-dir target/wasm-lint -- -D warnings
+    cargo clippy --release --target wasm32-wasip2 -p filecache --lib --features keyvalue --target-dir target/wasm-lint -- -D warnings
 
 # The torture tests at full strength: more processes, instances, operations and kills.
 torture:
@@ -56,7 +62,7 @@ bench-python:
 # The command-line component under the real wasmtime CLI: `just cli size`, `just cli get KEY`.
 cli *args: build
     mkdir -p demo-cache
-    wasmtime run --dir ./demo-cache::/data target/wasm-cli/wasm32-wasip2/release/filecache-cli.wasm --dir /data {{args}}
+    wasmtime run --dir ./demo-cache::/data target/components/filecache-cli.wasm --dir /data {{args}}
 
 # Run CI exactly as it runs on a fresh clone.
 ci:

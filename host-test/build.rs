@@ -13,6 +13,7 @@ use std::process::Command;
 /// One component to build: cargo arguments selecting it, and its file name.
 struct Artifact {
     constant: &'static str,
+    what: &'static str,
     selection: &'static [&'static str],
     file: &'static str,
 }
@@ -20,11 +21,19 @@ struct Artifact {
 const ARTIFACTS: &[Artifact] = &[
     Artifact {
         constant: "CACHE_COMPONENT",
+        what: "the cache component (world `cache`)",
         selection: &["--lib", "--features", "component"],
         file: "filecache.wasm",
     },
     Artifact {
+        constant: "KEYVALUE_COMPONENT",
+        what: "the `wasi:keyvalue` component (world `keyvalue`)",
+        selection: &["--lib", "--features", "keyvalue"],
+        file: "filecache.wasm",
+    },
+    Artifact {
         constant: "CLI_COMPONENT",
+        what: "the command-line component (`wasi:cli/run`)",
         selection: &["--bin", "filecache-cli"],
         file: "filecache-cli.wasm",
     },
@@ -62,8 +71,8 @@ fn main() {
             path.display()
         );
         constants.push_str(&format!(
-            "/// Path of `{}`, built by `build.rs`.\npub const {}: &str = {:?};\n",
-            artifact.file,
+            "/// Path of {}, built by `build.rs`.\npub const {}: &str = {:?};\n",
+            artifact.what,
             artifact.constant,
             path.display().to_string()
         ));

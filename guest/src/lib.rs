@@ -59,6 +59,10 @@ pub mod duration;
 
 #[cfg(all(target_family = "wasm", feature = "component"))]
 mod component;
+#[cfg(all(target_family = "wasm", feature = "keyvalue"))]
+mod keyvalue;
+#[cfg(all(feature = "component", feature = "keyvalue"))]
+compile_error!("a component exports one world: enable `component` or `keyvalue`, not both");
 
 pub use error::{Error, Result};
 pub use listing::{KeyPage, Keys, PAGE_SIZE};

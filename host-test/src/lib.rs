@@ -19,17 +19,16 @@
 
 mod bindings;
 mod error;
+pub mod keyvalue;
+mod sandbox;
 
 use std::path::Path;
 
-use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder,
-};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::ResourceAny;
+use wasmtime::{Engine, Store};
 
 use bindings::{GuestCache, wit};
+use sandbox::HostState;
 
 pub use error::{CacheError, HostError};
 
@@ -55,28 +54,22 @@ pub struct HostConfig {
     pub pooled_instances: Option<u32>,
 }
 
+impl HostConfig {
+    /// The defaults, for the `wasi:keyvalue` component ([`keyvalue::KeyValueRuntime`]).
+    pub fn keyvalue() -> Self {
+        Self {
+            component: artifacts::KEYVALUE_COMPONENT.into(),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for HostConfig {
     fn default() -> Self {
         Self {
             memory_limit: 512 * 1024 * 1024,
             component: artifacts::CACHE_COMPONENT.into(),
             pooled_instances: Some(128),
-        }
-    }
-}
-
-/// Per-instance host state: WASI context, resource table, limits.
-struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
         }
     }
 }
@@ -102,14 +95,7 @@ impl CacheRuntime {
     /// # Errors
     /// [`HostError::Runtime`] if the component cannot be read, compiled or linked.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let engine = Engine::new(&engine_config(&config)).map_err(HostError::Runtime)?;
-        let component =
-            Component::from_file(&engine, &config.component).map_err(HostError::Runtime)?;
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(HostError::Runtime)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(HostError::Runtime)?;
+        let (engine, pre) = sandbox::prepare(&config)?;
         let pre = bindings::CachePre::new(pre).map_err(HostError::Runtime)?;
         Ok(Self {
             engine,
@@ -144,26 +130,8 @@ impl CacheRuntime {
     /// [`HostError::Runtime`] if the directory cannot be created or opened, or
     /// instantiation fails.
     pub fn instantiate(&self, host_dir: &Path) -> Result<CacheInstance, HostError> {
-        std::fs::create_dir_all(host_dir).map_err(|e| {
-            HostError::Runtime(wasmtime::format_err!(
-                "failed to create `{}`: {e}",
-                host_dir.display()
-            ))
-        })?;
-        let mut wasi = WasiCtxBuilder::new();
-        // Must come before `preopened_dir`: the preopen captures the setting.
-        wasi.allow_blocking_current_thread(true);
-        wasi.preopened_dir(host_dir, GUEST_CACHE_DIR, FsPerms::ReadWrite)
-            .map_err(HostError::Runtime)?;
-        let state = HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.config.memory_limit)
-                .build(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
+        let mut store =
+            sandbox::new_store(&self.engine, &self.config, host_dir, GUEST_CACHE_DIR, &[])?;
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -204,27 +172,6 @@ impl CacheInstance {
             handle,
         })
     }
-}
-
-/// The engine settings: the pooling allocator when `config` asks for a pool.
-fn engine_config(config: &HostConfig) -> Config {
-    let mut engine = Config::new();
-    if let Some(instances) = config.pooled_instances {
-        let mut pool = PoolingAllocationConfig::default();
-        // One component instance of the cache holds a handful of core instances
-        // (the program and the canonical-ABI shims), one memory and a few tables.
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(8))
-            .total_memories(instances.saturating_mul(2))
-            .total_tables(instances.saturating_mul(4))
-            .max_memory_size(config.memory_limit)
-            // Reset the first pages an instance touched with a memset rather than
-            // handing them back to the kernel, which costs more for small instances.
-            .linear_memory_keep_resident(1 << 16)
-            .table_keep_resident(1 << 16);
-        engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    }
-    engine
 }
 
 /// One cache opened inside its own component instance.

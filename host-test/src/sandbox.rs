@@ -1,0 +1,99 @@
+//! What every component of this crate runs in: the engine (with the pooling
+//! allocator when configured), WASI linked synchronously, and a store per
+//! instance with one preopened directory, blocking file I/O on the calling
+//! thread, and a memory limit.
+
+use std::path::Path;
+
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::{HostConfig, HostError};
+
+/// Per-instance host state: WASI context, resource table, limits.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Compiles `config.component` and pre-instantiates it, linked with WASI.
+pub(crate) fn prepare(config: &HostConfig) -> Result<(Engine, InstancePre<HostState>), HostError> {
+    let engine = Engine::new(&engine_config(config)).map_err(HostError::Runtime)?;
+    let component = Component::from_file(&engine, &config.component).map_err(HostError::Runtime)?;
+    let mut linker = Linker::<HostState>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(HostError::Runtime)?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(HostError::Runtime)?;
+    Ok((engine, pre))
+}
+
+/// A store for one instance: `host_dir` (created if missing) preopened at
+/// `guest_dir`, these environment variables, the configured memory limit.
+pub(crate) fn new_store(
+    engine: &Engine,
+    config: &HostConfig,
+    host_dir: &Path,
+    guest_dir: &str,
+    env: &[(&str, &str)],
+) -> Result<Store<HostState>, HostError> {
+    std::fs::create_dir_all(host_dir).map_err(|e| {
+        HostError::Runtime(wasmtime::format_err!(
+            "failed to create `{}`: {e}",
+            host_dir.display()
+        ))
+    })?;
+    let mut wasi = WasiCtxBuilder::new();
+    // Must come before `preopened_dir`: the preopen captures the setting.
+    wasi.allow_blocking_current_thread(true);
+    wasi.preopened_dir(host_dir, guest_dir, FsPerms::ReadWrite)
+        .map_err(HostError::Runtime)?;
+    for (name, value) in env {
+        wasi.env(name, value);
+    }
+    let state = HostState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(config.memory_limit)
+            .build(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    Ok(store)
+}
+
+/// The engine settings: the pooling allocator when `config` asks for a pool.
+fn engine_config(config: &HostConfig) -> Config {
+    let mut engine = Config::new();
+    if let Some(instances) = config.pooled_instances {
+        let mut pool = PoolingAllocationConfig::default();
+        // One component instance of the cache holds a handful of core instances
+        // (the program and the canonical-ABI shims), one memory and a few tables.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .max_memory_size(config.memory_limit)
+            // Reset the first pages an instance touched with a memset rather than
+            // handing them back to the kernel, which costs more for small instances.
+            .linear_memory_keep_resident(1 << 16)
+            .table_keep_resident(1 << 16);
+        engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    engine
+}
