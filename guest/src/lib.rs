@@ -55,6 +55,8 @@ mod scan;
 mod store;
 
 pub mod cli;
+#[cfg(feature = "cot")]
+pub mod cot;
 pub mod duration;
 
 #[cfg(all(target_family = "wasm", feature = "component"))]

@@ -275,11 +275,7 @@ impl KeyValueInstance {
     ///
     /// # Errors
     /// The store's error, or a trap.
-    pub fn get_many(
-        &mut self,
-        bucket: &Bucket,
-        keys: &[String],
-    ) -> Result<Pairs, KeyValueError> {
+    pub fn get_many(&mut self, bucket: &Bucket, keys: &[String]) -> Result<Pairs, KeyValueError> {
         let api = self.instance.wasi_keyvalue_batch();
         Ok(api
             .call_get_many(&mut self.store, bucket.0, keys)

@@ -97,20 +97,43 @@ pub trait Backend: Sync {
     fn writers(&self) -> usize;
 }
 
-/// Declares the case list once: the macro that instantiates it, and its names.
+/// Declares the case lists once, and the macros that instantiate them.
+///
+/// `core` cases use only the operations every backend has — those of Cot's
+/// `CacheStore` (get, insert, remove, contains-key, clear, approx-size) and
+/// `stats` — and store any bytes; `extended` cases use the rest (atomic
+/// operations, listing, exact value sizes). `conformance_suite!` runs both,
+/// `core_suite!` the first (the Cot adapter's backend).
 macro_rules! define_suite {
-    ($($case:ident),* $(,)?) => {
+    (core: [$($core:ident),* $(,)?], extended: [$($extended:ident),* $(,)?] $(,)?) => {
         /// Every case of the suite, by name.
-        pub const CASE_NAMES: &[&str] = &[$(stringify!($case)),*];
+        pub const CASE_NAMES: &[&str] = &[$(stringify!($core),)* $(stringify!($extended)),*];
+
+        /// The cases every backend runs, by name.
+        pub const CORE_CASE_NAMES: &[&str] = &[$(stringify!($core)),*];
 
         /// Expands to one `#[test]` per conformance case, run against `$backend`.
         #[macro_export]
         macro_rules! conformance_suite {
             ($backend:expr) => {
+                $crate::core_suite!($backend);
                 $(
                     #[test]
-                    fn $case() {
-                        $crate::cases::$case(&$backend);
+                    fn $extended() {
+                        $crate::cases::$extended(&$backend);
+                    }
+                )*
+            };
+        }
+
+        /// Expands to one `#[test]` per core case, run against `$backend`.
+        #[macro_export]
+        macro_rules! core_suite {
+            ($backend:expr) => {
+                $(
+                    #[test]
+                    fn $core() {
+                        $crate::cases::$core(&$backend);
                     }
                 )*
             };
@@ -119,54 +142,58 @@ macro_rules! define_suite {
 }
 
 define_suite!(
-    insert_get_remove,
-    overwrite_replaces_value,
-    binary_and_empty_values,
-    unicode_and_4k_keys,
-    large_value_round_trips,
-    oversized_key_or_value_is_invalid_input,
-    contains_key_tracks_presence,
-    approx_size_counts_entries,
-    remove_absent_succeeds,
-    reopen_sees_previous_entries,
-    missing_directory_is_created,
-    durable_insert_round_trips,
-    expiry_never_keeps_entry,
-    expiry_after_300ms,
-    expiry_at_past_time_is_a_miss,
-    expiry_at_future_time,
-    expired_entry_is_removed_from_disk,
-    corrupt_truncated_is_miss_and_removed,
-    corrupt_bad_magic_is_miss_and_removed,
-    corrupt_unknown_version_is_miss_and_removed,
-    corrupt_length_mismatch_is_miss_and_removed,
-    corrupt_bad_checksum_is_miss_and_removed,
-    corrupt_entry_seen_by_contains_key_is_removed,
-    entry_of_another_key_is_a_miss,
-    stale_temp_files_swept_and_not_counted,
-    clear_leaves_foreign_files,
-    stats_count_hits_and_misses,
-    concurrent_writers_never_tear,
-    add_stores_only_when_no_live_value,
-    increment_counts_from_zero_and_keeps_expiry,
-    increment_refuses_non_integers_and_overflow,
-    compare_and_swap_checks_the_current_value,
-    touch_changes_expiry_and_keeps_value,
-    atomic_operations_leave_no_lock_files,
-    held_lock_makes_atomic_operations_busy,
-    abandoned_lock_is_reclaimed_after_the_lease,
-    abandoned_files_are_swept_at_open,
-    concurrent_increments_are_exact,
-    concurrent_adds_have_one_winner,
-    vanished_directory_is_recreated_or_reported,
-    max_entries_is_honoured,
-    max_bytes_is_honoured,
-    expired_entries_are_evicted_before_live_ones,
-    least_recently_used_are_evicted_first,
-    stats_are_exact_for_a_scripted_workload,
-    list_keys_pages_cover_every_live_key_once,
-    zero_limits_are_refused,
-    limit_set_on_a_full_cache_evicts_down_to_it,
+    core: [
+        insert_get_remove,
+        overwrite_replaces_value,
+        binary_and_empty_values,
+        unicode_and_4k_keys,
+        large_value_round_trips,
+        contains_key_tracks_presence,
+        approx_size_counts_entries,
+        remove_absent_succeeds,
+        reopen_sees_previous_entries,
+        missing_directory_is_created,
+        durable_insert_round_trips,
+        expiry_never_keeps_entry,
+        expiry_after_300ms,
+        expiry_at_past_time_is_a_miss,
+        expiry_at_future_time,
+        expired_entry_is_removed_from_disk,
+        corrupt_truncated_is_miss_and_removed,
+        corrupt_bad_magic_is_miss_and_removed,
+        corrupt_unknown_version_is_miss_and_removed,
+        corrupt_length_mismatch_is_miss_and_removed,
+        corrupt_bad_checksum_is_miss_and_removed,
+        corrupt_entry_seen_by_contains_key_is_removed,
+        entry_of_another_key_is_a_miss,
+        stale_temp_files_swept_and_not_counted,
+        clear_leaves_foreign_files,
+        concurrent_writers_never_tear,
+        max_entries_is_honoured,
+        expired_entries_are_evicted_before_live_ones,
+        least_recently_used_are_evicted_first,
+        zero_limits_are_refused,
+        limit_set_on_a_full_cache_evicts_down_to_it,
+    ],
+    extended: [
+        oversized_key_or_value_is_invalid_input,
+        stats_count_hits_and_misses,
+        add_stores_only_when_no_live_value,
+        increment_counts_from_zero_and_keeps_expiry,
+        increment_refuses_non_integers_and_overflow,
+        compare_and_swap_checks_the_current_value,
+        touch_changes_expiry_and_keeps_value,
+        atomic_operations_leave_no_lock_files,
+        held_lock_makes_atomic_operations_busy,
+        abandoned_lock_is_reclaimed_after_the_lease,
+        abandoned_files_are_swept_at_open,
+        concurrent_increments_are_exact,
+        concurrent_adds_have_one_winner,
+        vanished_directory_is_recreated_or_reported,
+        max_bytes_is_honoured,
+        stats_are_exact_for_a_scripted_workload,
+        list_keys_pages_cover_every_live_key_once,
+    ],
 );
 
 /// Waits out a wall-clock span (expiry cases).
