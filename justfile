@@ -64,6 +64,16 @@ cli *args: build
     mkdir -p demo-cache
     wasmtime run --dir ./demo-cache::/data target/components/filecache-cli.wasm --dir /data {{args}}
 
+# The plugin example composed with the cache by `wac plug`, run twice under the wasmtime CLI (miss, then hit).
+plugin path="/hello": build
+    wac --version || cargo install wac-cli --locked
+    cargo build --release --target wasm32-wasip2 -p filecache-plugin-example --target-dir target/wasm-plugin
+    cp target/wasm-plugin/wasm32-wasip2/release/filecache_plugin_example.wasm target/components/plugin.wasm
+    wac plug target/components/plugin.wasm --plug target/components/filecache.wasm -o target/components/plugin-composed.wasm
+    mkdir -p plugin-cache
+    wasmtime run --dir ./plugin-cache::/cache --invoke 'render("{{path}}")' target/components/plugin-composed.wasm
+    wasmtime run --dir ./plugin-cache::/cache --invoke 'render("{{path}}")' target/components/plugin-composed.wasm
+
 # Run CI exactly as it runs on a fresh clone.
 ci:
     bash .ci/run

@@ -20,6 +20,7 @@
 mod bindings;
 mod error;
 pub mod keyvalue;
+pub mod plugin;
 mod sandbox;
 
 use std::path::Path;
@@ -55,6 +56,15 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
+    /// The defaults, for the plugin example composed with the cache
+    /// ([`plugin::PluginRuntime`]).
+    pub fn plugin() -> Self {
+        Self {
+            component: artifacts::PLUGIN_COMPOSED.into(),
+            ..Self::default()
+        }
+    }
+
     /// The defaults, for the `wasi:keyvalue` component ([`keyvalue::KeyValueRuntime`]).
     pub fn keyvalue() -> Self {
         Self {
