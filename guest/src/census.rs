@@ -50,7 +50,7 @@ use crate::exclusion::{self, LockPolicy};
 use crate::format::{self, CensusRecord, NEVER};
 use crate::layout::{self, KeyHash, Layout};
 use crate::options::{now_ms, unix_ms};
-use crate::platform;
+use crate::platform::{self, NewFile};
 use crate::publish::in_dir;
 use crate::scan;
 
@@ -423,14 +423,10 @@ fn read_census(path: &Path) -> Result<Option<CensusRecord>> {
 /// Replaces the census file (temporary file, then rename).
 fn write_census(layout: &Layout, path: &Path, record: &CensusRecord) -> Result<()> {
     let temp = layout.temp_path(&KeyHash::CENSUS);
-    let create = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-    };
-    let mut file = in_dir(layout.tmp_dir(), create).context("create temporary file", &temp)?;
-    let written = platform::write_all_at(&mut file, &format::encode_census(record), 0)
+    let mut file = in_dir(layout.tmp_dir(), || NewFile::create_new(&temp))
+        .context("create temporary file", &temp)?;
+    let written = file
+        .write_all_at(&format::encode_census(record), 0)
         .context("write temporary file", &temp)
         .and_then(|()| fs::rename(&temp, path).map_err(|e| Error::rename(&temp, path, e)));
     if written.is_err() {

@@ -27,7 +27,7 @@
 //! file system's clock, so hosts sharing a network file system must keep their
 //! clocks within a fraction of the lease.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, LOCK_LEN};
 use crate::layout::{self, KeyHash, Layout};
 use crate::options::now_ms;
-use crate::platform;
+use crate::platform::{self, NewFile};
 use crate::publish::in_dir;
 use crate::scan::age_of;
 
@@ -85,11 +85,10 @@ pub fn acquire(layout: &Layout, hash: &KeyHash, policy: &LockPolicy, key: &str) 
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let create = || OpenOptions::new().write(true).create_new(true).open(&path);
-        match in_dir(layout.locks_dir(), create) {
+        match in_dir(layout.locks_dir(), || NewFile::create_new(&path)) {
             Ok(mut file) => {
                 let content = format::encode_lock(owner_token(), now_ms());
-                if let Err(e) = platform::write_all_at(&mut file, &content, 0) {
+                if let Err(e) = file.write_all_at(&content, 0) {
                     drop(file);
                     let _ = fs::remove_file(&path);
                     return Err(Error::io("write lock file", &path, e));

@@ -1,13 +1,25 @@
 //! Every platform difference of the crate, behind one set of signatures.
 //!
-//! Unix and WASI (preview 2, through wasi-libc) behave alike here, but for one
-//! thing: wasi-libc's `write` goes through a `wasi:io` output stream and turns
-//! every failure into `EIO` (it drops the stream error without asking
-//! `filesystem-error-code`), so a full disk would look like an I/O error. Its
-//! `pwrite` calls `descriptor.write` and keeps the exact code (`ENOSPC`), so under
-//! WASI files are written with `pwrite`. Listing a directory also costs more
-//! under WASI (the host `stat`s every entry it lists), and a file opened for
-//! reading may not have its times set there, so entries are marked used by path.
+//! Unix and WASI (preview 2, through wasi-libc) behave alike here, but for these:
+//! - wasi-libc opens every file it is asked to write with the descriptor flags
+//!   `write | mutate-directory` (POSIX compatibility; `mutate-directory` only has
+//!   a meaning on directories). jco's Node.js WASI shim (preview2-shim 0.26)
+//!   refuses any open that carries `mutate-directory` with `unsupported`, so
+//!   under that host no wasi-libc program can create a file. Under WASI the cache
+//!   therefore creates its files ([`NewFile`]) with its own `wasi:filesystem`
+//!   `open-at` asking for `write` alone, resolving the path against the
+//!   preopened directories as wasi-libc does. Everything else (reads, renames,
+//!   removals, directories) still goes through `std` and wasi-libc.
+//! - wasi-libc's `write` goes through a `wasi:io` output stream and turns every
+//!   failure into `EIO`, so a full disk would look like an I/O error; files are
+//!   written with `descriptor.write` (`pwrite`), which keeps the exact code.
+//! - File times are set by path with explicit times (`utimensat`), never on a
+//!   descriptor nor as "now": a file opened for reading may not have its times
+//!   set under WASI, and jco's shim gets the other forms wrong (see
+//!   `wasi_files::set_times`).
+//! - Listing a directory costs more under WASI (the host `stat`s every entry it
+//!   lists).
+//!
 //! Windows cannot open a directory to sync it, needs readers to share delete
 //! access so that `rename` can replace an entry another process is reading, and
 //! needs write access to set a file's times.
@@ -15,6 +27,7 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::Path;
+use std::time::SystemTime;
 
 /// About how many directory entries a write may pay to have listed for the
 /// eviction census (see `crate::eviction`): listing is cheap natively, and costs
@@ -27,88 +40,271 @@ pub const CENSUS_NAMES_PER_WRITE: u64 = 32;
 pub const CENSUS_NAMES_PER_WRITE: u64 = 8;
 
 /// Sets the modification time of the entry file `path`, open as `file` for
-/// reading, to now: the entry was just used.
+/// reading and last seen as `meta`, to now: the entry was just used.
 #[cfg(all(not(windows), not(target_os = "wasi")))]
-pub fn mark_used(file: &File, _path: &Path) -> io::Result<()> {
+pub fn mark_used(file: &File, _path: &Path, _meta: &Metadata) -> io::Result<()> {
     file.set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
 }
 
-/// Sets the modification time of the entry file `path` to now, by path: a WASI
-/// host refuses to set the times of a file opened for reading only.
+/// Sets the modification time of the entry file `path` to now, by path (a WASI
+/// host refuses to set the times of a file opened for reading only), and its
+/// access time — the expiry hint — back to what `meta` read, since the times
+/// can only be set both at once (see [`wasi_files::set_times`]). Should a writer
+/// replace the entry between the read and this call, the new entry gets the old
+/// one's hint: eviction may then judge it by the wrong expiry, nothing more.
 #[cfg(target_os = "wasi")]
-#[allow(unsafe_code)]
-pub fn mark_used(_file: &File, path: &Path) -> io::Result<()> {
-    // WASI paths are Unicode strings, so a path the cache built is valid UTF-8.
-    let path = path
-        .to_str()
-        .and_then(|text| std::ffi::CString::new(text).ok())
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let times = [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_NOW,
-        },
-    ];
-    // SAFETY: `path` is a NUL-terminated string and `times` two timespecs, both
-    // alive for the call; `utimensat` only reads them.
-    let status = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+pub fn mark_used(_file: &File, path: &Path, meta: &Metadata) -> io::Result<()> {
+    wasi_files::set_times(path, meta.accessed()?, SystemTime::now())
 }
 
 /// Sets the modification time of the entry file `path` to now (Windows needs
 /// write access to the file for that).
 #[cfg(windows)]
-pub fn mark_used(_file: &File, path: &Path) -> io::Result<()> {
+pub fn mark_used(_file: &File, path: &Path, _meta: &Metadata) -> io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)?
         .set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
 }
 
-/// Writes all of `bytes` to a file being written front to back, whose first
-/// `offset` bytes are written already (so `offset` is its current position).
-#[cfg(not(target_os = "wasi"))]
-pub fn write_all_at(file: &mut File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    use std::io::Write;
-    let _ = offset; // the file position is already there
-    file.write_all(bytes)
+/// A file the cache creates and writes: made with `create_new` (O_EXCL: it never
+/// clobbers a file and never follows a planted symlink), written front to back,
+/// optionally synced, and closed when dropped.
+#[derive(Debug)]
+pub struct NewFile {
+    #[cfg(not(target_os = "wasi"))]
+    file: File,
+    #[cfg(target_os = "wasi")]
+    descriptor: wasi_files::Descriptor,
+    #[cfg(target_os = "wasi")]
+    path: std::path::PathBuf,
 }
 
-/// Writes all of `bytes` to a file being written front to back, at `offset`,
-/// with `pwrite` so that the exact error code survives (see the module docs).
+#[cfg(not(target_os = "wasi"))]
+impl NewFile {
+    /// Creates `path`, which must not exist, for writing.
+    pub fn create_new(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Self { file })
+    }
+
+    /// Writes all of `bytes` at `offset`, the file's current end (it is written
+    /// front to back, so the file position is already there).
+    pub fn write_all_at(&mut self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        use std::io::Write;
+        let _ = offset;
+        self.file.write_all(bytes)
+    }
+
+    /// Flushes the file's data to stable storage.
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Sets the file's access time (the cache stores an eviction hint there).
+    pub fn set_accessed(&self, time: SystemTime) -> io::Result<()> {
+        self.file
+            .set_times(std::fs::FileTimes::new().set_accessed(time))
+    }
+}
+
 #[cfg(target_os = "wasi")]
-#[allow(unsafe_code)]
-pub fn write_all_at(file: &mut File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    let mut written = 0;
-    while written < bytes.len() {
-        let rest = &bytes[written..];
-        let at = i64::try_from(offset + written as u64)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `fd` is open for as long as `file` is borrowed, and `rest` is a
-        // live buffer of `rest.len()` bytes that `pwrite` only reads.
-        let n = unsafe { libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at) };
-        match n {
-            n if n > 0 => written += n.unsigned_abs(),
-            0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+impl NewFile {
+    /// Creates `path`, which must not exist, for writing, with a `wasi:filesystem`
+    /// `open-at` of its own (see the module docs for why not wasi-libc's `open`).
+    pub fn create_new(path: &Path) -> io::Result<Self> {
+        let descriptor = wasi_files::create_new(path)?;
+        Ok(Self {
+            descriptor,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes all of `bytes` at `offset` with `descriptor.write` (`pwrite`),
+    /// which reports the exact error code (a full disk is `ENOSPC`).
+    pub fn write_all_at(&mut self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        let mut written = 0;
+        while written < bytes.len() {
+            let at = offset + written as u64;
+            let n = self
+                .descriptor
+                .write(&bytes[written..], at)
+                .map_err(wasi_files::to_io_error)?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero));
+            }
+            written += usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        Ok(())
+    }
+
+    /// Flushes the file's data to stable storage.
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.descriptor.sync_data().map_err(wasi_files::to_io_error)
+    }
+
+    /// Sets the file's access time (the cache stores an eviction hint there),
+    /// by path, and its modification time to now (it was just written): see
+    /// [`wasi_files::set_times`].
+    pub fn set_accessed(&self, time: SystemTime) -> io::Result<()> {
+        wasi_files::set_times(&self.path, time, SystemTime::now())
+    }
+}
+
+/// Creating files through `wasi:filesystem` directly, resolving paths against
+/// the preopened directories the way wasi-libc does.
+#[cfg(target_os = "wasi")]
+mod wasi_files {
+    use std::io;
+    use std::path::Path;
+
+    use std::time::SystemTime;
+
+    pub use wasip2::filesystem::types::Descriptor;
+    use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+
+    thread_local! {
+        /// The host's preopened directories and their guest names (own handles,
+        /// asked for once per instance).
+        static PREOPENS: Vec<(Descriptor, String)> =
+            wasip2::filesystem::preopens::get_directories();
+    }
+
+    /// Creates `path` exclusively, for writing only, not following a symlink.
+    pub fn create_new(path: &Path) -> io::Result<Descriptor> {
+        let text = path
+            .to_str()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let absolute = if text.starts_with('/') {
+            None
+        } else {
+            Some(std::env::current_dir()?.join(text))
+        };
+        PREOPENS.with(|preopens| {
+            let (dir, relative) =
+                resolve(preopens, text, absolute.as_deref()).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("{text} is not inside a preopened directory"),
+                    )
+                })?;
+            dir.open_at(
+                PathFlags::empty(),
+                relative,
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                DescriptorFlags::WRITE,
+            )
+            .map_err(to_io_error)
+        })
+    }
+
+    /// The preopen holding `path` and the path relative to it: the longest
+    /// preopen name that is `path` or a whole-component prefix of it; a relative
+    /// `path` is looked up in a preopen named "." first, then as `absolute`.
+    fn resolve<'a>(
+        preopens: &'a [(Descriptor, String)],
+        path: &'a str,
+        absolute: Option<&'a Path>,
+    ) -> Option<(&'a Descriptor, &'a str)> {
+        if absolute.is_some() {
+            let dot = preopens
+                .iter()
+                .find(|(_, name)| name.trim_end_matches('/') == ".");
+            if let Some((dir, _)) = dot {
+                return Some((dir, relative_or_dot(path.trim_start_matches("./"))));
             }
         }
+        let path = match absolute {
+            Some(absolute) => absolute.to_str()?,
+            None => path,
+        };
+        preopens
+            .iter()
+            .filter_map(|(dir, name)| {
+                let name = match name.trim_end_matches('/') {
+                    "" if name.starts_with('/') => "/",
+                    trimmed => trimmed,
+                };
+                let rest = path.strip_prefix(name)?;
+                let whole = name == "/" || rest.is_empty() || rest.starts_with('/');
+                (name.starts_with('/') && whole).then_some((name.len(), dir, rest))
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, dir, rest)| (dir, relative_or_dot(rest.trim_start_matches('/'))))
     }
-    Ok(())
+
+    /// Sets the access and modification times of `path` with `utimensat`, both
+    /// explicit. jco's Node.js shim (preview2-shim 0.26) gets every other form
+    /// wrong: `descriptor.set-times` hands milliseconds to Node's `futimes`,
+    /// which takes seconds; in `set-times-at`, a `now` timestamp becomes a time in
+    /// January 1970, and `no-change` (`UTIME_OMIT`) `stat`s the directory instead
+    /// of the file (a preopen then fails with `invalid`). Explicit times by path
+    /// are right in every host tried.
+    #[allow(unsafe_code)]
+    pub fn set_times(path: &Path, accessed: SystemTime, modified: SystemTime) -> io::Result<()> {
+        // WASI paths are Unicode strings, so a path the cache built is valid UTF-8.
+        let path = path
+            .to_str()
+            .and_then(|text| std::ffi::CString::new(text).ok())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let times = [timespec(accessed)?, timespec(modified)?];
+        // SAFETY: `path` is a NUL-terminated string and `times` two timespecs, both
+        // alive for the call; `utimensat` only reads them.
+        let status = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    fn timespec(time: SystemTime) -> io::Result<libc::timespec> {
+        let invalid = || io::Error::from(io::ErrorKind::InvalidInput);
+        let since_epoch = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| invalid())?;
+        Ok(libc::timespec {
+            tv_sec: libc::time_t::try_from(since_epoch.as_secs()).map_err(|_| invalid())?,
+            tv_nsec: libc::c_long::try_from(since_epoch.subsec_nanos()).map_err(|_| invalid())?,
+        })
+    }
+
+    fn relative_or_dot(rest: &str) -> &str {
+        if rest.is_empty() { "." } else { rest }
+    }
+
+    /// The `io::Error` wasi-libc would have made of `code`.
+    pub fn to_io_error(code: ErrorCode) -> io::Error {
+        let errno = match code {
+            ErrorCode::Access => libc::EACCES,
+            ErrorCode::WouldBlock => libc::EAGAIN,
+            ErrorCode::Already => libc::EALREADY,
+            ErrorCode::BadDescriptor => libc::EBADF,
+            ErrorCode::Busy => libc::EBUSY,
+            ErrorCode::Quota => libc::EDQUOT,
+            ErrorCode::Exist => libc::EEXIST,
+            ErrorCode::FileTooLarge => libc::EFBIG,
+            ErrorCode::Interrupted => libc::EINTR,
+            ErrorCode::Invalid => libc::EINVAL,
+            ErrorCode::IsDirectory => libc::EISDIR,
+            ErrorCode::Loop => libc::ELOOP,
+            ErrorCode::TooManyLinks => libc::EMLINK,
+            ErrorCode::NameTooLong => libc::ENAMETOOLONG,
+            ErrorCode::NoEntry => libc::ENOENT,
+            ErrorCode::InsufficientMemory => libc::ENOMEM,
+            ErrorCode::InsufficientSpace => libc::ENOSPC,
+            ErrorCode::NotDirectory => libc::ENOTDIR,
+            ErrorCode::Unsupported => libc::ENOTSUP,
+            ErrorCode::NotPermitted => libc::EPERM,
+            ErrorCode::ReadOnly => libc::EROFS,
+            ErrorCode::CrossDevice => libc::EXDEV,
+            _ => libc::EIO,
+        };
+        io::Error::from_raw_os_error(errno)
+    }
 }
 
 /// Flushes a directory's entries (new names, renames) to stable storage.

@@ -12,14 +12,14 @@
 //! fails rather than replace a still newer entry). So removing a stale entry never
 //! deletes a fresh one a concurrent writer just reported as written.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format;
 use crate::layout::{KeyHash, Layout};
-use crate::platform;
+use crate::platform::{self, NewFile};
 
 /// How many fresh temp names are tried before giving up (a clash needs a nonce repeat).
 const TEMP_NAME_ATTEMPTS: usize = 8;
@@ -93,7 +93,7 @@ pub fn stage<'a>(
         write_parts(&mut file, &[&head, value], &staged.temp)?;
     }
     // A hint only: a file system that cannot store it costs eviction precision, nothing else.
-    let _ = file.set_times(FileTimes::new().set_accessed(format::expiry_hint(entry.expires_at)));
+    let _ = file.set_accessed(format::expiry_hint(entry.expires_at));
     if durable {
         file.sync_data()
             .context("sync temporary file", &staged.temp)?;
@@ -124,12 +124,11 @@ impl Drop for Staged<'_> {
 }
 
 /// Creates a fresh temporary file for an entry of `hash` with `create_new`.
-fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
+fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(NewFile, PathBuf)> {
     let mut attempt = 1;
     loop {
         let temp = layout.temp_path(hash);
-        let create = || OpenOptions::new().write(true).create_new(true).open(&temp);
-        match in_dir(layout.tmp_dir(), create) {
+        match in_dir(layout.tmp_dir(), || NewFile::create_new(&temp)) {
             Ok(file) => return Ok((file, temp)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < TEMP_NAME_ATTEMPTS => {
                 attempt += 1
@@ -139,10 +138,11 @@ fn create_temp(layout: &Layout, hash: &KeyHash) -> Result<(File, PathBuf)> {
     }
 }
 
-fn write_parts(file: &mut File, parts: &[&[u8]], temp: &Path) -> Result<()> {
+fn write_parts(file: &mut NewFile, parts: &[&[u8]], temp: &Path) -> Result<()> {
     let mut offset = 0;
     for part in parts {
-        platform::write_all_at(file, part, offset).context("write temporary file", temp)?;
+        file.write_all_at(part, offset)
+            .context("write temporary file", temp)?;
         offset += part.len() as u64;
     }
     Ok(())

@@ -15,7 +15,7 @@ use crate::exclusion::LockPolicy;
 use crate::format::{self, HEADER_LEN};
 use crate::layout::{KeyHash, Layout, TAG_CONTENT};
 use crate::options::{Expiry, Options, expired_now};
-use crate::platform;
+use crate::platform::{self, NewFile};
 use crate::publish::{self, Entry, Retired};
 use crate::scan;
 
@@ -139,9 +139,9 @@ impl FileStore {
             }
         };
         bump(&self.counters.hits);
-        if meta.is_some_and(|meta| last_used_before(&meta, TOUCH_INTERVAL)) {
+        if let Some(meta) = meta.filter(|meta| last_used_before(meta, TOUCH_INTERVAL)) {
             // Best effort: a missed refresh only makes the entry look older to eviction.
-            let _ = platform::mark_used(&file, &path);
+            let _ = platform::mark_used(&file, &path, &meta);
         }
         // An exact-size copy: the read buffer is larger than most entries.
         Ok(Some(bytes[value_offset..].to_vec()))
@@ -481,14 +481,10 @@ fn prepare(layout: &Layout) -> Result<()> {
 
 /// Writes the cache-directory tag unless it is there already.
 fn write_tag(path: &Path) -> Result<()> {
-    match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(mut file) => {
-            platform::write_all_at(&mut file, TAG_CONTENT.as_bytes(), 0).context("write", path)
-        }
+    match NewFile::create_new(path) {
+        Ok(mut file) => file
+            .write_all_at(TAG_CONTENT.as_bytes(), 0)
+            .context("write", path),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("create", path, e)),
     }

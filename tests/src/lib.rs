@@ -1,5 +1,7 @@
 //! The filecache conformance suite: one set of cases, run against every backend.
 //!
+//! Backends: the native store, the component in the wasmtime host, the Cot
+//! adapter ([`backends`]), and the component on Node.js through jco ([`jco`]).
 //! A backend implements [`Backend`] (open a cache in a host directory) and
 //! [`CacheUnderTest`] (the cache operations). `conformance_suite!(backend)` expands
 //! to one `#[test]` per case, from the single list in this file, so every backend
@@ -18,6 +20,7 @@ pub use filecache::{Expiry, Options, Stats};
 pub mod backends;
 #[doc(hidden)]
 pub mod cases;
+pub mod jco;
 pub mod values;
 
 /// What kind of failure an operation reported (the WIT `error` cases, plus a
@@ -95,6 +98,23 @@ pub trait Backend: Sync {
     fn open(&self, dir: &Path, options: &Options) -> Outcome<Self::Cache>;
     /// How many concurrent writers the concurrency case starts.
     fn writers(&self) -> usize;
+    /// Why this backend cannot run here (a missing external tool), if it cannot;
+    /// its cases then print a loud skip. A backend that must run panics instead.
+    fn skip_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Whether a case should be skipped on `backend`: prints the loud skip if so.
+#[doc(hidden)]
+pub fn skipped<B: Backend>(backend: &B, case: &str) -> bool {
+    match backend.skip_reason() {
+        Some(reason) => {
+            eprintln!("\n*** SKIPPED: {case}: {reason} ***\n");
+            true
+        }
+        None => false,
+    }
 }
 
 /// Declares the case lists once, and the macros that instantiate them.
@@ -120,7 +140,9 @@ macro_rules! define_suite {
                 $(
                     #[test]
                     fn $extended() {
-                        $crate::cases::$extended(&$backend);
+                        if !$crate::skipped(&$backend, stringify!($extended)) {
+                            $crate::cases::$extended(&$backend);
+                        }
                     }
                 )*
             };
@@ -133,7 +155,9 @@ macro_rules! define_suite {
                 $(
                     #[test]
                     fn $core() {
-                        $crate::cases::$core(&$backend);
+                        if !$crate::skipped(&$backend, stringify!($core)) {
+                            $crate::cases::$core(&$backend);
+                        }
                     }
                 )*
             };
