@@ -74,6 +74,12 @@ plugin path="/hello": build
     wasmtime run --dir ./plugin-cache::/cache --invoke 'render("{{path}}")' target/components/plugin-composed.wasm
     wasmtime run --dir ./plugin-cache::/cache --invoke 'render("{{path}}")' target/components/plugin-composed.wasm
 
+# The conformance suite in the second host: the component transpiled by jco, on Node.js (npm installs jco).
+jco:
+    npm ci --prefix tests/jco --no-audit --no-fund
+    FILECACHE_REQUIRE_JCO=1 cargo test -p filecache-conformance --test jco
+    node tests/jco/shim-bugs.mjs
+
 # Run CI exactly as it runs on a fresh clone.
 ci:
     bash .ci/run

@@ -5,3 +5,25 @@
 use filecache_conformance::jco::Jco;
 
 filecache_conformance::conformance_suite!(Jco);
+
+/// The minimal reproductions of the shim behaviours the guest works around
+/// (`tests/jco/shim-bugs.mjs`, quoted in the README) still run; what they find
+/// is printed, and a `fixed` line means a workaround could go.
+#[test]
+fn shim_reproductions_run() {
+    use filecache_conformance::Backend;
+    if let Some(reason) = Jco.skip_reason() {
+        eprintln!("\n*** SKIPPED: shim reproductions: {reason} ***\n");
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jco");
+    let output =
+        std::process::Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()))
+            .arg(dir.join("shim-bugs.mjs"))
+            .output()
+            .expect("run node");
+    let report = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "shim-bugs.mjs failed");
+    assert_eq!(report.lines().count(), 4, "one line per behaviour");
+}
