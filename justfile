@@ -64,6 +64,14 @@ cli *args: build
     mkdir -p demo-cache
     wasmtime run --dir ./demo-cache::/data target/components/filecache-cli.wasm --dir /data {{args}}
 
+# The Cot example app: serves a page computed once and then cached in ./cot-cache (http://127.0.0.1:8000).
+cot:
+    cargo run -p filecache-cot-example
+
+# The wasi:keyvalue component in the wasmtime host: counts visits in the bucket `demo` under ./kv-data.
+keyvalue root="kv-data":
+    cargo run -p filecache-host --example keyvalue -- {{root}}
+
 # The plugin example composed with the cache by `wac plug`, run twice under the wasmtime CLI (miss, then hit).
 plugin path="/hello": build
     wac --version || cargo install wac-cli --locked
