@@ -160,7 +160,6 @@ impl NewFile {
 mod wasi_files {
     use std::io;
     use std::path::Path;
-
     use std::time::SystemTime;
 
     pub use wasip2::filesystem::types::Descriptor;
@@ -178,19 +177,26 @@ mod wasi_files {
         let text = path
             .to_str()
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let absolute = if text.starts_with('/') {
+        // A relative path is looked up in a preopen named "." first, then from
+        // the working directory, like wasi-libc does.
+        let from_cwd = if text.starts_with('/') {
             None
         } else {
-            Some(std::env::current_dir()?.join(text))
+            let joined = std::env::current_dir()?.join(text);
+            joined.to_str().map(str::to_owned)
         };
         PREOPENS.with(|preopens| {
-            let (dir, relative) =
-                resolve(preopens, text, absolute.as_deref()).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::PermissionDenied,
-                        format!("{text} is not inside a preopened directory"),
-                    )
-                })?;
+            let found = match &from_cwd {
+                None => under_absolute_preopen(preopens, text),
+                Some(absolute) => in_dot_preopen(preopens, text)
+                    .or_else(|| under_absolute_preopen(preopens, absolute)),
+            };
+            let (dir, relative) = found.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{text} is not inside a preopened directory"),
+                )
+            })?;
             dir.open_at(
                 PathFlags::empty(),
                 relative,
@@ -201,26 +207,23 @@ mod wasi_files {
         })
     }
 
-    /// The preopen holding `path` and the path relative to it: the longest
-    /// preopen name that is `path` or a whole-component prefix of it; a relative
-    /// `path` is looked up in a preopen named "." first, then as `absolute`.
-    fn resolve<'a>(
+    /// The preopen named "." and `relative` within it.
+    fn in_dot_preopen<'a>(
+        preopens: &'a [(Descriptor, String)],
+        relative: &'a str,
+    ) -> Option<(&'a Descriptor, &'a str)> {
+        let (dir, _) = preopens
+            .iter()
+            .find(|(_, name)| name.trim_end_matches('/') == ".")?;
+        Some((dir, relative_or_dot(relative.trim_start_matches("./"))))
+    }
+
+    /// The preopen holding the absolute `path` — the longest preopen name that is
+    /// `path` or a whole-component prefix of it — and the path relative to it.
+    fn under_absolute_preopen<'a>(
         preopens: &'a [(Descriptor, String)],
         path: &'a str,
-        absolute: Option<&'a Path>,
     ) -> Option<(&'a Descriptor, &'a str)> {
-        if absolute.is_some() {
-            let dot = preopens
-                .iter()
-                .find(|(_, name)| name.trim_end_matches('/') == ".");
-            if let Some((dir, _)) = dot {
-                return Some((dir, relative_or_dot(path.trim_start_matches("./"))));
-            }
-        }
-        let path = match absolute {
-            Some(absolute) => absolute.to_str()?,
-            None => path,
-        };
         preopens
             .iter()
             .filter_map(|(dir, name)| {

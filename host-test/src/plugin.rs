@@ -8,10 +8,7 @@ use wasmtime::component::{InstancePre, TypedFunc};
 use wasmtime::{Engine, Store};
 
 use crate::sandbox::{self, HostState};
-use crate::{HostConfig, HostError};
-
-/// Where the plugin finds its cache.
-pub const GUEST_CACHE_DIR: &str = "/cache";
+use crate::{GUEST_CACHE_DIR, HostConfig, HostError};
 
 /// The compiled, pre-instantiated composed plugin.
 pub struct PluginRuntime {

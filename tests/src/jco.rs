@@ -19,6 +19,7 @@ use filecache::{Expiry, KeyPage, Options, Stats};
 use filecache_host::artifacts::CACHE_COMPONENT;
 use serde_json::{Value, json};
 
+use crate::tools::{self, node};
 use crate::{Backend, CacheUnderTest, Failure, FailureKind, Outcome};
 
 /// The component on Node.js through jco.
@@ -30,17 +31,9 @@ fn project_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("jco")
 }
 
-fn node() -> String {
-    std::env::var("NODE").unwrap_or_else(|_| "node".into())
-}
-
 /// Why the jco host cannot run here, if it cannot.
 fn missing_tool() -> Option<String> {
-    let node_runs = Command::new(node())
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !node_runs {
+    if !tools::runs(&node()) {
         return Some(format!("no `{}` (Node.js) on PATH", node()));
     }
     let jco = project_dir().join("node_modules/@bytecodealliance/jco/package.json");
@@ -84,6 +77,17 @@ fn transpiled() -> Result<&'static Path, String> {
         })
         .as_deref()
         .map_err(Clone::clone)
+}
+
+/// Runs `tests/jco/shim-bugs.mjs`, the minimal reproductions of the shim
+/// behaviours the guest works around.
+///
+/// # Errors
+/// If node cannot be started.
+pub fn run_shim_reproductions() -> std::io::Result<std::process::Output> {
+    Command::new(node())
+        .arg(project_dir().join("shim-bugs.mjs"))
+        .output()
 }
 
 impl Backend for Jco {

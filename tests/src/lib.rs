@@ -21,6 +21,7 @@ pub mod backends;
 #[doc(hidden)]
 pub mod cases;
 pub mod jco;
+pub mod tools;
 pub mod values;
 
 /// What kind of failure an operation reported (the WIT `error` cases, plus a

