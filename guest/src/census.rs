@@ -22,17 +22,29 @@
 //!
 //! The count can drift: a handle killed before it flushed, two handles adding
 //! the same new key at once, handles opened without a limit (they do not
-//! report). So every bounded handle also recounts the cache, one shard directory
-//! every `K` writes, round robin (`K` grows with the shard size so that a write
-//! pays for about [`platform::CENSUS_NAMES_PER_WRITE`] listed names). When it has
-//! listed all 256 shards, it compares that recount — each shard's count adjusted
-//! by how much the shared count moved since the shard was listed — with the
-//! shared count, and corrects a drift larger than 3 % (bytes: 6 %) at its next
-//! flush, unless another handle corrected since the recount began. Bytes of a
-//! shard are its count times the mean size of the entries sampled in it (exact
-//! when all were sampled). A cache without a census file (the first bounded open)
-//! is counted at `open`: shards are listed until [`FIRST_CENSUS_NAMES`] names
-//! were seen — all of a small cache — and the rest extrapolated.
+//! report). So every bounded handle also recounts the cache: every `K` writes
+//! (`K` at least [`MIN_WRITES_BETWEEN_PASSES`], and more for a large cache, so
+//! that a write pays for about [`platform::CENSUS_NAMES_PER_WRITE`] listed
+//! names) it starts a **pass** over the 256 shard directories, listing them in
+//! order, each write of the pass listing shards until it has listed
+//! [`platform::RECOUNT_NAMES_PER_WRITE`] names. Each shard's count is adjusted by how much the handle's size moved since
+//! that shard was listed. At the end of the pass, under the census lock, it
+//! compares the recount with the shared count as it is then (plus its own
+//! pending changes), and corrects a drift larger than 3 % (bytes: 6 %), unless
+//! another handle corrected since the pass began.
+//!
+//! A pass is short on purpose. Shards listed far apart in time are counted at
+//! different moments of a cache that keeps changing: each shard's count then
+//! wanders independently, and their sum strays from the true size by about
+//! √(entries) — for a cache of 2 000 entries that is ±45, close to the 3 %
+//! tolerance, so that noise would be "corrected" into the count. A whole pass
+//! of a small cache is one write, so it sees one moment; a large one takes a
+//! few writes, during which few entries change. What is left is what other handles have not reported
+//! yet, at most `(P − 1) × F`. Bytes of a shard are its count times the mean
+//! size of the entries sampled in it (exact when all were sampled). A cache
+//! without a census file (the first bounded open) is counted at `open`: shards
+//! are listed until [`FIRST_CENSUS_NAMES`] names were seen — all of a small
+//! cache — and the rest extrapolated.
 //!
 //! Listings `stat` a few entries (see [`Sample`]) for the mean size. The evictor
 //! takes its candidates from listings of its own, of shards drawn at random:
@@ -59,13 +71,15 @@ pub const FIRST_CENSUS_NAMES: u64 = 16_384;
 /// A handle reports its changes at least this often while it writes.
 pub const FLUSH_AGE: Duration = Duration::from_millis(100);
 /// Drift between a recount and the shared count that is left alone, as a
-/// fraction of the count (bytes: twice that): recounts taken while other handles
-/// write differ from the shared count by a few percent of noise.
+/// fraction of the count (bytes: twice that, for the sampled mean sizes). It
+/// covers what other handles have not reported when a pass ends — at most
+/// `(P − 1) × F`, 2.7 % of the limit with 8 handles — so that their unreported
+/// changes are not taken for drift.
 const DRIFT_TOLERATED: f64 = 0.03;
 /// Entries `stat`ed per recount listing, for the mean size.
 pub const SAMPLES_PER_LISTING: usize = 8;
-/// Fewest writes between two shard listings.
-const MIN_WRITES_PER_LISTING: u64 = 8;
+/// Fewest writes between the starts of two recount passes.
+pub const MIN_WRITES_BETWEEN_PASSES: u64 = 2048;
 /// How long a flush waits for the census lock before trying again later.
 const LOCK_WAIT: Duration = Duration::from_millis(20);
 /// Shard directories.
@@ -104,13 +118,33 @@ pub struct Sample {
     pub size: u64,
 }
 
-/// One shard's count in the current recount.
+/// One shard's count in the current recount pass.
 #[derive(Debug, Clone, Copy)]
 struct ShardCount {
     entries: u64,
     bytes: u64,
     /// The size this handle worked with when the shard was listed.
     size_then: Size,
+}
+
+/// A recount pass: shards `0..counts.len()` are listed so far.
+#[derive(Debug, Default)]
+struct Pass {
+    counts: Vec<ShardCount>,
+    /// Names listed by the pass so far.
+    names: u64,
+    /// Unix ms when the pass began.
+    started_ms: u64,
+}
+
+/// The outcome of a complete pass, waiting for the next flush to be compared
+/// with the shared count.
+#[derive(Debug, Clone, Copy)]
+struct Recounted {
+    /// The cache's size as the pass counted it, brought up to the end of the pass.
+    size: Size,
+    /// Unix ms when the pass began.
+    started_ms: u64,
 }
 
 /// A bounded handle's knowledge of the cache's size. Not shared between
@@ -121,13 +155,12 @@ pub struct Census {
     lock: LockPolicy,
     shared: CensusRecord,
     pending: Size,
-    correction: Option<(Size, u64)>,
+    recounted: Option<Recounted>,
     flush_every: Size,
     last_flush: Instant,
-    next_shard: usize,
-    writes_until_listing: u64,
-    recount: Vec<Option<ShardCount>>,
-    recount_started_ms: u64,
+    /// The pass under way, if one is.
+    pass: Option<Pass>,
+    writes_until_pass: u64,
     /// The shard listed last for the evictor, and how many samples were drawn from it.
     eviction_listing: (u8, Vec<String>),
     drawn: usize,
@@ -149,13 +182,11 @@ impl Census {
             },
             shared: CensusRecord::default(),
             pending: Size::default(),
-            correction: None,
+            recounted: None,
             flush_every,
             last_flush: Instant::now(),
-            next_shard: 0,
-            writes_until_listing: 0,
-            recount: vec![None; SHARDS],
-            recount_started_ms: now_ms(),
+            pass: None,
+            writes_until_pass: MIN_WRITES_BETWEEN_PASSES,
             eviction_listing: (0, Vec::new()),
             drawn: 0,
             rng: layout::nonce() | 1,
@@ -167,12 +198,11 @@ impl Census {
         // No census yet: count (part of) the cache, extrapolate, and write it.
         let (mut listed, mut entries, mut bytes) = (0u64, 0u64, 0u64);
         while listed < SHARDS as u64 && (listed == 0 || entries < FIRST_CENSUS_NAMES) {
-            let count = census.list_next_shard(layout)?;
+            let count = census.count_shard(layout, listed as u8)?;
             entries += count.entries;
             bytes += count.bytes;
             listed += 1;
         }
-        census.correction = None; // the count is being made, not corrected
         census.shared = CensusRecord {
             entries: (entries * SHARDS as u64 / listed) as i64,
             bytes: (bytes * SHARDS as u64 / listed) as i64,
@@ -207,16 +237,16 @@ impl Census {
         self.pending = self.pending.plus(change);
     }
 
-    /// After a write: lists the next shard if it is time, and reports pending
-    /// changes if it is time.
+    /// After a write: goes on with the recount if it is time, and reports
+    /// pending changes if it is time.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed.
     pub fn after_write(&mut self, layout: &Layout) -> Result<()> {
-        if self.writes_until_listing == 0 {
-            self.list_next_shard(layout)?;
+        if self.pass.is_some() || self.writes_until_pass == 0 {
+            self.continue_pass(layout)?;
         } else {
-            self.writes_until_listing -= 1;
+            self.writes_until_pass -= 1;
         }
         if self.flush_due() {
             // A failed report stays pending and is retried; the write itself succeeded.
@@ -227,7 +257,7 @@ impl Census {
 
     /// Reports pending changes now (best effort), as when the handle is dropped.
     pub fn flush_now(&mut self, layout: &Layout) {
-        if self.pending != Size::default() || self.correction.is_some() {
+        if self.pending != Size::default() || self.recounted.is_some() {
             let _ = self.flush(layout);
         }
     }
@@ -239,9 +269,8 @@ impl Census {
             entries: -self.shared.entries,
             bytes: -self.shared.bytes,
         };
-        self.correction = None;
-        self.recount = vec![None; SHARDS];
-        self.recount_started_ms = now_ms();
+        self.recounted = None;
+        self.pass = None;
         let _ = self.flush_setting_zero(layout);
     }
 
@@ -282,25 +311,63 @@ impl Census {
         Ok(samples)
     }
 
-    /// Lists the next shard and counts it.
-    fn list_next_shard(&mut self, layout: &Layout) -> Result<ShardCount> {
-        let index = self.next_shard as u8;
-        self.next_shard = (self.next_shard + 1) % SHARDS;
-        let names = scan::entry_names(&layout.shard_dir(index))?;
-        let count = self.count_shard(layout, index, &names)?;
-        let per_shard = self.size().entries.max(0) as u64 / SHARDS as u64;
-        self.writes_until_listing =
-            (per_shard / platform::CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_PER_LISTING);
-        if self.recount.iter().all(Option::is_some) {
-            self.reconcile();
+    /// Lists shards of the recount pass (starting one if none is under way)
+    /// until this write has listed its share of names or the pass is complete;
+    /// a complete pass is left for the next flush to compare.
+    fn continue_pass(&mut self, layout: &Layout) -> Result<()> {
+        let mut pass = self.pass.take().unwrap_or_else(|| Pass {
+            started_ms: now_ms(),
+            ..Pass::default()
+        });
+        let mut names_now = 0;
+        while pass.counts.len() < SHARDS && names_now < platform::RECOUNT_NAMES_PER_WRITE {
+            let count = match self.count_shard(layout, pass.counts.len() as u8) {
+                Ok(count) => count,
+                Err(e) => {
+                    // Given up until the next pass is due: no write retries a
+                    // failing listing over and over.
+                    self.writes_until_pass = MIN_WRITES_BETWEEN_PASSES;
+                    return Err(e);
+                }
+            };
+            names_now += count.entries;
+            pass.names += count.entries;
+            pass.counts.push(count);
         }
-        Ok(count)
+        if pass.counts.len() < SHARDS {
+            self.pass = Some(pass);
+            return Ok(());
+        }
+        // Each shard's count, plus a 256th of what the handle saw the cache gain
+        // since the shard was listed.
+        let now = self.size();
+        let (mut entries, mut bytes) = (0.0, 0.0);
+        for count in &pass.counts {
+            let moved = now.plus(Size {
+                entries: -count.size_then.entries,
+                bytes: -count.size_then.bytes,
+            });
+            entries += count.entries as f64 + moved.entries as f64 / SHARDS as f64;
+            bytes += count.bytes as f64 + moved.bytes as f64 / SHARDS as f64;
+        }
+        let size = Size {
+            entries: entries.round() as i64,
+            bytes: bytes.round() as i64,
+        };
+        self.recounted = Some(Recounted {
+            size,
+            started_ms: pass.started_ms,
+        });
+        self.writes_until_pass =
+            (pass.names / platform::CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
+        Ok(())
     }
 
-    /// Records shard `index`'s count from a fresh listing, `stat`ing a few of
-    /// its entries for their mean size.
-    fn count_shard(&mut self, layout: &Layout, index: u8, names: &[String]) -> Result<ShardCount> {
+    /// Counts shard `index` from a fresh listing, `stat`ing a few of its
+    /// entries for their mean size.
+    fn count_shard(&mut self, layout: &Layout, index: u8) -> Result<ShardCount> {
         let dir = layout.shard_dir(index);
+        let names = scan::entry_names(&dir)?;
         let picks: Vec<usize> = if names.len() <= SAMPLES_PER_LISTING {
             (0..names.len()).collect()
         } else {
@@ -317,69 +384,44 @@ impl Census {
             0 => 0,
             n => sampled.iter().map(|s| s.size).sum::<u64>() / n * entries,
         };
-        let count = ShardCount {
+        Ok(ShardCount {
             entries,
             bytes,
             size_then: self.size(),
-        };
-        self.recount[usize::from(index)] = Some(count);
-        Ok(count)
-    }
-
-    /// Compares a complete recount with the shared count; keeps a correction
-    /// for the next flush if they drifted apart. Starts a new recount.
-    fn reconcile(&mut self) {
-        let now = self.size();
-        let (mut entries, mut bytes) = (0.0, 0.0);
-        for count in self.recount.iter().flatten() {
-            let moved = now.plus(Size {
-                entries: -count.size_then.entries,
-                bytes: -count.size_then.bytes,
-            });
-            entries += count.entries as f64 + moved.entries as f64 / SHARDS as f64;
-            bytes += count.bytes as f64 + moved.bytes as f64 / SHARDS as f64;
-        }
-        let drift_entries = now.entries as f64 - entries;
-        let drift_bytes = now.bytes as f64 - bytes;
-        let mut correction = Size::default();
-        if drift_entries.abs() > (now.entries.abs() as f64 * DRIFT_TOLERATED).max(16.0) {
-            correction.entries = -drift_entries.round() as i64;
-        }
-        if drift_bytes.abs() > (now.bytes.abs() as f64 * DRIFT_TOLERATED * 2.0).max(65536.0) {
-            correction.bytes = -drift_bytes.round() as i64;
-        }
-        if correction != Size::default() {
-            self.correction = Some((correction, self.recount_started_ms));
-        }
-        self.recount = vec![None; SHARDS];
-        self.recount_started_ms = now_ms();
+        })
     }
 
     fn flush_due(&self) -> bool {
         let pending = self.pending;
         pending.entries.abs() >= self.flush_every.entries
             || pending.bytes.abs() >= self.flush_every.bytes
-            || self.correction.is_some()
+            || self.recounted.is_some()
             || self.last_flush.elapsed() >= FLUSH_AGE
     }
 
-    /// Adds pending changes (and a due correction) to the census file, under its lock.
+    /// Adds pending changes to the census file, under its lock, and corrects it
+    /// by a complete recount if they drifted apart. A recount whose flush fails
+    /// is dropped (the next pass replaces it).
     fn flush(&mut self, layout: &Layout) -> Result<()> {
-        self.update_file(layout, |record, pending, correction| {
+        let recounted = self.recounted.take();
+        self.update_file(layout, |record, pending| {
             record.entries += pending.entries;
             record.bytes += pending.bytes;
-            if let Some((correction, since)) = correction
-                && record.reconciled_at < since
+            if let Some(recounted) = recounted
+                && record.reconciled_at < recounted.started_ms
             {
-                record.entries += correction.entries;
-                record.bytes += correction.bytes;
-                record.reconciled_at = now_ms();
+                let correction = correction(record, recounted.size);
+                if correction != Size::default() {
+                    record.entries += correction.entries;
+                    record.bytes += correction.bytes;
+                    record.reconciled_at = now_ms();
+                }
             }
         })
     }
 
     fn flush_setting_zero(&mut self, layout: &Layout) -> Result<()> {
-        self.update_file(layout, |record, _, _| {
+        self.update_file(layout, |record, _| {
             record.entries = 0;
             record.bytes = 0;
             record.reconciled_at = now_ms();
@@ -389,17 +431,16 @@ impl Census {
     fn update_file(
         &mut self,
         layout: &Layout,
-        change: impl FnOnce(&mut CensusRecord, Size, Option<(Size, u64)>),
+        change: impl FnOnce(&mut CensusRecord, Size),
     ) -> Result<()> {
         self.last_flush = Instant::now();
         let lock = exclusion::acquire(layout, &KeyHash::CENSUS, &self.lock, "the census")?;
         let mut record = read_census(&self.file)?.unwrap_or(self.shared);
-        change(&mut record, self.pending, self.correction);
+        change(&mut record, self.pending);
         write_census(layout, &self.file, &record)?;
         lock.release()?;
         self.shared = record;
         self.pending = Size::default();
-        self.correction = None;
         Ok(())
     }
 
@@ -408,6 +449,28 @@ impl Census {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         (self.rng % bound as u64) as usize
+    }
+}
+
+/// What to add to the shared count `record` (pending changes included) to
+/// bring it to `recounted`: nothing if they are within the tolerated drift.
+fn correction(record: &CensusRecord, recounted: Size) -> Size {
+    let drift = |counted: i64, recounted: i64, tolerated: f64, floor: f64| {
+        let drift = recounted - counted;
+        if drift.abs() as f64 > (counted.abs() as f64 * tolerated).max(floor) {
+            drift
+        } else {
+            0
+        }
+    };
+    Size {
+        entries: drift(record.entries, recounted.entries, DRIFT_TOLERATED, 16.0),
+        bytes: drift(
+            record.bytes,
+            recounted.bytes,
+            DRIFT_TOLERATED * 2.0,
+            65536.0,
+        ),
     }
 }
 
@@ -449,4 +512,68 @@ fn probe(path: &Path, shard: u8, name: &str) -> Result<Option<Sample>> {
         expires_ms: meta.accessed().map_or(NEVER, unix_ms),
         size: meta.len(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::{FileStore, Options};
+
+    /// A lone handle knows every change made to the cache, so its recount
+    /// passes must agree with its count however much the cache churns, and
+    /// never "correct" it. Passes spread over many writes used to stray by
+    /// about √(entries) and often did (with these figures, in about a third of
+    /// the passes).
+    #[test]
+    fn recounts_leave_an_exact_count_alone_through_churn() {
+        const LIVE: usize = 500;
+        const VALUE: &[u8] = b"value";
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(FileStore::open(dir.path(), Options::default()).expect("open"));
+        let layout = Layout::new(dir.path().to_path_buf());
+        let flush_every = Size {
+            entries: 32,
+            bytes: i64::MAX,
+        };
+        let mut census = Census::open(&layout, Duration::from_secs(10), flush_every).expect("open");
+        let created = census.shared.reconciled_at;
+        let one = Size {
+            entries: 1,
+            bytes: VALUE.len() as i64,
+        };
+        // Through ten passes, every fourth write adds a new entry and removes
+        // the oldest beyond LIVE; the others replace an entry.
+        let mut live = VecDeque::new();
+        for i in 0..10 * MIN_WRITES_BETWEEN_PASSES as usize {
+            if i % 4 == 0 || live.len() < LIVE {
+                let path = layout.entry_path(&KeyHash::of(&format!("key {i}")));
+                fs::create_dir_all(path.parent().expect("shard")).expect("shard dir");
+                fs::write(&path, VALUE).expect("write entry");
+                census.record(one);
+                live.push_back(path);
+            }
+            if live.len() > LIVE {
+                fs::remove_file(live.pop_front().expect("oldest")).expect("remove entry");
+                census.record(Size {
+                    entries: -one.entries,
+                    bytes: -one.bytes,
+                });
+            }
+            census.after_write(&layout).expect("after write");
+        }
+        census.flush_now(&layout);
+        let record = read_census(&layout.census_file())
+            .expect("read census")
+            .expect("a census");
+        assert_eq!(
+            record.reconciled_at, created,
+            "no recount corrected the count: {record:?}"
+        );
+        assert_eq!(
+            (record.entries, record.bytes),
+            (LIVE as i64, LIVE as i64 * one.bytes)
+        );
+    }
 }

@@ -39,6 +39,16 @@ pub const CENSUS_NAMES_PER_WRITE: u64 = 32;
 #[cfg(target_os = "wasi")]
 pub const CENSUS_NAMES_PER_WRITE: u64 = 8;
 
+/// While a recount pass is under way, each write lists shards until it has
+/// listed this many names (see `crate::census`): a pass over a cache of a few
+/// thousand entries is one write.
+#[cfg(not(target_os = "wasi"))]
+pub const RECOUNT_NAMES_PER_WRITE: u64 = 4096;
+/// While a recount pass is under way, each write lists shards until it has
+/// listed this many names (see `crate::census`).
+#[cfg(target_os = "wasi")]
+pub const RECOUNT_NAMES_PER_WRITE: u64 = 2048;
+
 /// Sets the modification time of the entry file `path`, open as `file` for
 /// reading and last seen as `meta`, to now: the entry was just used.
 #[cfg(all(not(windows), not(target_os = "wasi")))]

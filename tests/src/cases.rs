@@ -1245,6 +1245,46 @@ pub fn zero_limits_are_refused<B: Backend>(backend: &B) {
     }
 }
 
+/// Entries the shared count never heard of — written by a handle without a
+/// limit while a bounded one is open — are found by the bounded handle's next
+/// recount pass and evicted, though its own writes only replace entries.
+pub fn a_drifted_count_is_corrected_by_a_recount<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(100), None));
+    for i in 0..60 {
+        cache
+            .insert(&format!("k{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    {
+        let mut unbounded = open(backend, dir.path());
+        for i in 0..100 {
+            unbounded
+                .insert(&format!("unreported{i}"), b"v", Expiry::Never)
+                .expect("insert");
+        }
+    }
+    assert_eq!(entry_files_on_disk(dir.path()), 160);
+    assert_eq!(cache.approx_size().expect("size"), 60, "not noticed yet");
+    let writes = filecache::census::MIN_WRITES_BETWEEN_PASSES + 64;
+    for i in 0..writes {
+        cache
+            .insert("k0", format!("replaced {i}").as_bytes(), Expiry::Never)
+            .expect("replace");
+    }
+    assert_eq!(
+        entry_files_on_disk(dir.path()),
+        100,
+        "the recount found 60 entries too many, and they were evicted"
+    );
+    assert_eq!(cache.approx_size().expect("size"), 100);
+    assert!(
+        cache.contains_key("k0").expect("contains"),
+        "the entry in use survives"
+    );
+    assert_eq!(cache.stats().expect("stats").evicted, 60);
+}
+
 /// A limit set on a cache that was filled without one: the first bounded handle
 /// counts what is there, and the next writes evict down to the limit.
 pub fn limit_set_on_a_full_cache_evicts_down_to_it<B: Backend>(backend: &B) {

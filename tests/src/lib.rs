@@ -199,6 +199,7 @@ define_suite!(
         least_recently_used_are_evicted_first,
         zero_limits_are_refused,
         limit_set_on_a_full_cache_evicts_down_to_it,
+        a_drifted_count_is_corrected_by_a_recount,
     ],
     extended: [
         oversized_key_or_value_is_invalid_input,

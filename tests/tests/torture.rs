@@ -414,11 +414,21 @@ fn a_bounded_cache_filled_by_every_process_and_instance_stays_near_its_limit() {
         "peak {peak} entries for a limit of {LIMIT} ({workers} writers; bound {bound})"
     );
     assert!(last <= bound, "after the writers stop: {last} entries");
+    // Every handle reported its changes when it closed, so the shared count
+    // agrees with the disk, within the drift a recount leaves alone.
+    let census = fs::read(dir.path().join("census")).expect("census file");
+    let census = filecache::format::decode_census(&census).expect("a whole census file");
+    assert!(
+        census.entries.abs_diff(last as i64) <= (LIMIT * 3 / 100) as u64,
+        "the census counts {} entries, the disk holds {last}",
+        census.entries
+    );
     say(&format!(
-        "bounded fill: {} processes + {} wasm instances inserted {inserted} new keys into a cache limited to {LIMIT}: peak {peak} ({:+.1}%), final {last}",
+        "bounded fill: {} processes + {} wasm instances inserted {inserted} new keys into a cache limited to {LIMIT}: peak {peak} ({:+.1}%), final {last}, census {}",
         scale.native,
         scale.wasm,
-        (peak as f64 / LIMIT as f64 - 1.0) * 100.0
+        (peak as f64 / LIMIT as f64 - 1.0) * 100.0,
+        census.entries
     ));
 }
 
