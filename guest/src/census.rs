@@ -37,9 +37,10 @@
 //! different moments of a cache that keeps changing: each shard's count then
 //! wanders independently, and their sum strays from the true size by about
 //! √(entries) — for a cache of 2 000 entries that is ±45, close to the 3 %
-//! tolerance, so that noise would be "corrected" into the count. A whole pass
-//! of a small cache is one write, so it sees one moment; a large one takes a
-//! few writes, during which few entries change. What is left is what other handles have not reported
+//! tolerance, so that noise would be "corrected" into the count. A pass takes
+//! few writes — four natively for 2 000 entries, eight under WASI — during
+//! which few entries change; a large cache's pass takes more writes, but its
+//! count strays by a smaller fraction. What is left is what other handles have not reported
 //! yet, at most `(P − 1) × F`. Bytes of a shard are its count times the mean
 //! size of the entries sampled in it (exact when all were sampled). A cache
 //! without a census file (the first bounded open) is counted at `open`: shards
