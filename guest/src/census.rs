@@ -85,6 +85,8 @@ pub const MIN_WRITES_BETWEEN_PASSES: u64 = 2048;
 const LOCK_WAIT: Duration = Duration::from_millis(20);
 /// Shard directories.
 const SHARDS: usize = 256;
+/// Most shards listed for one call for eviction candidates.
+const MAX_LISTINGS_PER_CANDIDATES: usize = 2;
 
 /// A number of entries and bytes, or a change of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -162,9 +164,8 @@ pub struct Census {
     /// The pass under way, if one is.
     pass: Option<Pass>,
     writes_until_pass: u64,
-    /// The shard listed last for the evictor, and how many samples were drawn from it.
-    eviction_listing: (u8, Vec<String>),
-    drawn: usize,
+    /// The shard listed last for the evictor, and its names not sampled yet.
+    unsampled: (u8, Vec<String>),
     rng: u64,
 }
 
@@ -188,8 +189,7 @@ impl Census {
             last_flush: Instant::now(),
             pass: None,
             writes_until_pass: MIN_WRITES_BETWEEN_PASSES,
-            eviction_listing: (0, Vec::new()),
-            drawn: 0,
+            unsampled: (0, Vec::new()),
             rng: layout::nonce() | 1,
         };
         if let Some(record) = read_census(&census.file)? {
@@ -275,26 +275,32 @@ impl Census {
         let _ = self.flush_setting_zero(layout);
     }
 
-    /// `count` candidates for eviction, from a shard drawn at random — listed
-    /// anew once half as many samples as it had names were drawn from it.
+    /// `count` candidates for eviction: names of a shard drawn at random, taken
+    /// in a random order, each once; the next shard is listed when they run out.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
     pub fn candidates(&mut self, layout: &Layout, count: usize) -> Result<Vec<Sample>> {
-        if self.drawn * 2 >= self.eviction_listing.1.len() {
-            let index = self.random_below(SHARDS) as u8;
-            self.eviction_listing = (index, scan::entry_names(&layout.shard_dir(index))?);
-            self.drawn = 0;
+        let mut samples = Vec::with_capacity(count);
+        let mut listings = 0;
+        while samples.len() < count {
+            if self.unsampled.1.is_empty() {
+                if listings == MAX_LISTINGS_PER_CANDIDATES {
+                    break; // a sparse cache: fewer candidates this time
+                }
+                listings += 1;
+                let index = self.random_below(SHARDS) as u8;
+                let mut names = scan::entry_names(&layout.shard_dir(index))?;
+                for i in (1..names.len()).rev() {
+                    names.swap(i, self.random_below(i + 1));
+                }
+                self.unsampled = (index, names);
+            }
+            let (index, names) = &mut self.unsampled;
+            if let Some(name) = names.pop() {
+                samples.extend(probe(&layout.shard_dir(*index).join(&name), *index, &name)?);
+            }
         }
-        let (index, names) = std::mem::take(&mut self.eviction_listing);
-        let dir = layout.shard_dir(index);
-        let mut samples = Vec::new();
-        for _ in 0..count.min(names.len()) {
-            let name = &names[self.random_below(names.len())];
-            samples.extend(probe(&dir.join(name), index, name)?);
-        }
-        self.drawn += count;
-        self.eviction_listing = (index, names);
         Ok(samples)
     }
 

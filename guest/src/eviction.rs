@@ -10,11 +10,14 @@
 //! Each entry file carries its last use in its modification time (set when it
 //! is written, and moved forward by `get` at most every [`TOUCH_INTERVAL`]) and
 //! its expiry in its access time (see [`crate::format`]), so one `stat` judges
-//! it. Entries sampled at random (a few per refill, from shards drawn at random)
-//! go into a **pool** of candidates that keeps the most evictable — expired
-//! entries first, then the least recently used: approximately LRU, the way Redis
-//! does it. A small cache (under [`EXHAUSTIVE_BELOW`] entries) is sampled whole
-//! when the pool runs dry, so there the order is exact.
+//! it. Before each choice of a victim, [`REFILL_SAMPLES`] entries sampled at
+//! random (from shards drawn at random, each name once per listing) go into a
+//! **pool** of candidates that keeps the most evictable of all it was offered —
+//! expired entries first, then the least recently used — and the best is
+//! evicted: approximately LRU, the way Redis does it. (Refilling only when the
+//! pool ran dry would evict every sample in turn, which is random eviction.) A
+//! small cache (under [`EXHAUSTIVE_BELOW`] entries) is sampled whole when the
+//! pool runs dry, so there the order is exact.
 //! A candidate is `stat`ed again just before it is removed, and spared if it was
 //! used since. Only entry files (64-hex names in shard directories) are ever
 //! removed: never temporary files being written, never foreign files.
@@ -40,9 +43,9 @@ pub const EXHAUSTIVE_BELOW: i64 = 1024;
 /// Most entries one write evicts.
 pub const MAX_EVICTIONS_PER_WRITE: u64 = 4;
 /// Most refills of the pool per write, before it gives up until the next write.
-const MAX_REFILLS_PER_WRITE: u32 = 8;
-/// Samples taken per refill of a large cache's pool.
-const REFILL_SAMPLES: usize = 5;
+const MAX_REFILLS_PER_WRITE: u32 = 16;
+/// Samples added to a large cache's pool before each choice of a victim.
+pub const REFILL_SAMPLES: usize = 5;
 /// Candidates kept in the pool.
 const POOL_SIZE: usize = 64;
 /// Largest number of changes a handle keeps unreported.
@@ -156,17 +159,23 @@ impl Evictor {
             && removed.evicted + removed.expired < MAX_EVICTIONS_PER_WRITE
         {
             let now = now_ms();
-            let Some(victim) = state.pop_best(now) else {
+            let exhaustive = state.census.size().entries < EXHAUSTIVE_BELOW;
+            // A large cache's pool takes fresh samples before every choice, so it
+            // holds the most evictable of many samples; a small cache's pool is
+            // filled from every entry when it runs dry.
+            if !exhaustive || state.pool.is_empty() {
                 if refills == MAX_REFILLS_PER_WRITE {
                     break; // nothing evictable in sight: the census is ahead of the disk
                 }
                 refills += 1;
-                let samples = if state.census.size().entries < EXHAUSTIVE_BELOW {
+                let samples = if exhaustive {
                     state.census.sample_everything(&self.layout)?
                 } else {
                     state.census.candidates(&self.layout, REFILL_SAMPLES)?
                 };
                 state.offer(samples);
+            }
+            let Some(victim) = state.pop_best(now) else {
                 continue;
             };
             let path = self.layout.shard_dir(victim.shard).join(&victim.name);

@@ -1147,6 +1147,52 @@ pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
     assert_eq!(cache.stats().expect("stats").evicted, 20);
 }
 
+/// Above [`filecache::eviction::EXHAUSTIVE_BELOW`] entries the evictor samples:
+/// entries read recently and entries just written survive, and the oldest
+/// make most of the room.
+pub fn least_recently_used_are_evicted_first_in_a_sampled_cache<B: Backend>(backend: &B) {
+    const LIMIT: usize = filecache::eviction::EXHAUSTIVE_BELOW as usize + 76;
+    const HOT: usize = LIMIT / 10;
+    const NEW: usize = 300;
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
+    for i in 0..LIMIT {
+        cache
+            .insert(&format!("k{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
+    for i in 0..HOT {
+        assert!(cache.get(&format!("k{i}")).expect("get").is_some());
+    }
+    for i in 0..NEW {
+        cache
+            .insert(&format!("n{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    let mut alive = |keys: &mut dyn Iterator<Item = String>| {
+        keys.filter(|key| cache.contains_key(key).expect("contains"))
+            .count()
+    };
+    let hot = alive(&mut (0..HOT).map(|i| format!("k{i}")));
+    let new = alive(&mut (0..NEW).map(|i| format!("n{i}")));
+    let cold = (LIMIT - HOT) / 3;
+    let oldest = alive(&mut (HOT..HOT + cold).map(|i| format!("k{i}")));
+    let newest = alive(&mut (LIMIT - cold..LIMIT).map(|i| format!("k{i}")));
+    assert!(
+        hot >= HOT - 2 && new >= NEW - 5,
+        "recently used entries survive: {hot} of {HOT} read, {new} of {NEW} new"
+    );
+    // Sampling finds about two thirds of the entries while 300 are evicted, so
+    // about half of the oldest third is left; evicting at random would leave
+    // as many of them as of the newest third.
+    assert!(
+        oldest * 3 < newest * 2,
+        "the oldest third of the unread entries made most of the room: {oldest} of {cold} \
+         left, against {newest} of the newest third"
+    );
+}
+
 /// Every counter of `stats` follows a scripted single-threaded workload exactly.
 pub fn stats_are_exact_for_a_scripted_workload<B: Backend>(backend: &B) {
     let dir = fresh_dir();

@@ -197,6 +197,7 @@ define_suite!(
         max_entries_is_honoured,
         expired_entries_are_evicted_before_live_ones,
         least_recently_used_are_evicted_first,
+        least_recently_used_are_evicted_first_in_a_sampled_cache,
         zero_limits_are_refused,
         limit_set_on_a_full_cache_evicts_down_to_it,
         a_drifted_count_is_corrected_by_a_recount,
