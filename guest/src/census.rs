@@ -22,26 +22,27 @@
 //!
 //! The count can drift: a handle killed before it flushed, two handles adding
 //! the same new key at once, handles opened without a limit (they do not
-//! report). So every bounded handle also recounts the cache: every `K` writes
-//! (`K` at least [`MIN_WRITES_BETWEEN_PASSES`], and more for a large cache, so
-//! that a write pays for about [`platform::CENSUS_NAMES_PER_WRITE`] listed
-//! names) it starts a **pass** over the 256 shard directories, listing them in
-//! order, each write of the pass listing shards until it has listed
-//! [`platform::RECOUNT_NAMES_PER_WRITE`] names. Each shard's count is adjusted by how much the handle's size moved since
-//! that shard was listed. At the end of the pass, under the census lock, it
-//! compares the recount with the shared count as it is then (plus its own
-//! pending changes), and corrects a drift larger than 3 % (bytes: 6 %), unless
-//! another handle corrected since the pass began.
+//! report). So every bounded handle also recounts the cache, in **passes** over
+//! the 256 shard directories: a pass starts every `K` writes (`K` at least
+//! [`MIN_WRITES_BETWEEN_PASSES`], and entries / [`platform::CENSUS_NAMES_PER_WRITE`]
+//! for a large cache, so that a write pays for about that many listed names),
+//! and its writes list shards in order. Each shard's count is adjusted by how
+//! much the handle's size moved since that shard was listed. At the end of the
+//! pass, under the census lock, the handle compares the recount with the shared
+//! count as it is then (plus its own pending changes), and corrects a drift
+//! larger than 3 % (bytes: 6 %), unless another handle corrected since the pass
+//! began.
 //!
-//! A pass is short on purpose. Shards listed far apart in time are counted at
-//! different moments of a cache that keeps changing: each shard's count then
-//! wanders independently, and their sum strays from the true size by about
-//! √(entries) — for a cache of 2 000 entries that is ±45, close to the 3 %
-//! tolerance, so that noise would be "corrected" into the count. A pass takes
-//! few writes — four natively for 2 000 entries, eight under WASI — during
-//! which few entries change; a large cache's pass takes more writes, but its
-//! count strays by a smaller fraction. What is left is what other handles have not reported
-//! yet, at most `(P − 1) × F`. Bytes of a shard are its count times the mean
+//! A small cache's pass is short on purpose. Shards listed far apart in time
+//! are counted at different moments of a cache that keeps changing: each
+//! shard's count then wanders independently, and their sum strays from the
+//! true size by about √(entries) — for 2 000 entries that is ±45, close to the
+//! 3 % tolerance, so that noise would be "corrected" into the count. So a pass
+//! takes about entries² / `PASS_SPREAD` writes: 4 for 2 000 entries (each
+//! listing 512 names; under WASI 8 of 256), 128 for 16 000, during which few
+//! entries change. From about 60 000 entries, where √(entries) is well under
+//! 1 %, a pass goes at the everyday rate and takes `K` writes. What is left is
+//! what other handles have not reported yet, at most `(P − 1) × F`. Bytes of a shard are its count times the mean
 //! size of the entries sampled in it (exact when all were sampled). A cache
 //! without a census file (the first bounded open) is counted at `open`: shards
 //! are listed until [`FIRST_CENSUS_NAMES`] names were seen — all of a small
@@ -81,6 +82,9 @@ const DRIFT_TOLERATED: f64 = 0.03;
 pub const SAMPLES_PER_LISTING: usize = 8;
 /// Fewest writes between the starts of two recount passes.
 pub const MIN_WRITES_BETWEEN_PASSES: u64 = 2048;
+/// A write of a recount pass lists `PASS_SPREAD` / entries names, between
+/// [`platform::CENSUS_NAMES_PER_WRITE`] and [`platform::RECOUNT_NAMES_PER_WRITE`].
+const PASS_SPREAD: u64 = 2_000_000;
 /// How long a flush waits for the census lock before trying again later.
 const LOCK_WAIT: Duration = Duration::from_millis(20);
 /// Shard directories.
@@ -134,8 +138,6 @@ struct ShardCount {
 #[derive(Debug, Default)]
 struct Pass {
     counts: Vec<ShardCount>,
-    /// Names listed by the pass so far.
-    names: u64,
     /// Unix ms when the pass began.
     started_ms: u64,
 }
@@ -163,6 +165,7 @@ pub struct Census {
     last_flush: Instant,
     /// The pass under way, if one is.
     pass: Option<Pass>,
+    /// Writes before the next pass may start (counted from the last start).
     writes_until_pass: u64,
     /// The shard listed last for the evictor, and its names not sampled yet.
     unsampled: (u8, Vec<String>),
@@ -244,10 +247,9 @@ impl Census {
     /// # Errors
     /// An I/O error if a shard cannot be listed.
     pub fn after_write(&mut self, layout: &Layout) -> Result<()> {
+        self.writes_until_pass = self.writes_until_pass.saturating_sub(1);
         if self.pass.is_some() || self.writes_until_pass == 0 {
             self.continue_pass(layout)?;
-        } else {
-            self.writes_until_pass -= 1;
         }
         if self.flush_due() {
             // A failed report stays pending and is retried; the write itself succeeded.
@@ -322,23 +324,25 @@ impl Census {
     /// until this write has listed its share of names or the pass is complete;
     /// a complete pass is left for the next flush to compare.
     fn continue_pass(&mut self, layout: &Layout) -> Result<()> {
-        let mut pass = self.pass.take().unwrap_or_else(|| Pass {
-            started_ms: now_ms(),
-            ..Pass::default()
+        let entries = self.size().entries.max(1) as u64;
+        let mut pass = self.pass.take().unwrap_or_else(|| {
+            self.writes_until_pass =
+                (entries / platform::CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
+            Pass {
+                started_ms: now_ms(),
+                ..Pass::default()
+            }
         });
+        let names_per_write = (PASS_SPREAD / entries).clamp(
+            platform::CENSUS_NAMES_PER_WRITE,
+            platform::RECOUNT_NAMES_PER_WRITE,
+        );
         let mut names_now = 0;
-        while pass.counts.len() < SHARDS && names_now < platform::RECOUNT_NAMES_PER_WRITE {
-            let count = match self.count_shard(layout, pass.counts.len() as u8) {
-                Ok(count) => count,
-                Err(e) => {
-                    // Given up until the next pass is due: no write retries a
-                    // failing listing over and over.
-                    self.writes_until_pass = MIN_WRITES_BETWEEN_PASSES;
-                    return Err(e);
-                }
-            };
+        while pass.counts.len() < SHARDS && names_now < names_per_write {
+            // A failed listing drops the pass: the next one starts when due,
+            // rather than every write retrying it.
+            let count = self.count_shard(layout, pass.counts.len() as u8)?;
             names_now += count.entries;
-            pass.names += count.entries;
             pass.counts.push(count);
         }
         if pass.counts.len() < SHARDS {
@@ -365,8 +369,6 @@ impl Census {
             size,
             started_ms: pass.started_ms,
         });
-        self.writes_until_pass =
-            (pass.names / platform::CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
         Ok(())
     }
 

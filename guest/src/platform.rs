@@ -39,13 +39,11 @@ pub const CENSUS_NAMES_PER_WRITE: u64 = 32;
 #[cfg(target_os = "wasi")]
 pub const CENSUS_NAMES_PER_WRITE: u64 = 8;
 
-/// While a recount pass is under way, each write lists shards until it has
-/// listed this many names (see `crate::census`): a pass over a cache of 2 000
-/// entries takes four writes, each ~2 ms here (and one write in 2 048 pays it).
+/// Most names a write of a recount pass lists (see `crate::census`): a pass
+/// over a cache of 2 000 entries takes four writes, each ~2 ms here.
 #[cfg(not(target_os = "wasi"))]
 pub const RECOUNT_NAMES_PER_WRITE: u64 = 512;
-/// While a recount pass is under way, each write lists shards until it has
-/// listed this many names (see `crate::census`).
+/// Most names a write of a recount pass lists (see `crate::census`).
 #[cfg(target_os = "wasi")]
 pub const RECOUNT_NAMES_PER_WRITE: u64 = 256;
 
