@@ -138,6 +138,10 @@ struct ShardCount {
 #[derive(Debug, Default)]
 struct Pass {
     counts: Vec<ShardCount>,
+    /// Names the pass may still list before it waits for more writes: each
+    /// write adds its share, each shard listed takes its names (so a shard
+    /// larger than a share waits for several writes' worth).
+    credit: i64,
     /// Unix ms when the pass began.
     started_ms: u64,
 }
@@ -337,12 +341,12 @@ impl Census {
             platform::CENSUS_NAMES_PER_WRITE,
             platform::RECOUNT_NAMES_PER_WRITE,
         );
-        let mut names_now = 0;
-        while pass.counts.len() < SHARDS && names_now < names_per_write {
+        pass.credit += names_per_write as i64;
+        while pass.counts.len() < SHARDS && pass.credit > 0 {
             // A failed listing drops the pass: the next one starts when due,
             // rather than every write retrying it.
             let count = self.count_shard(layout, pass.counts.len() as u8)?;
-            names_now += count.entries;
+            pass.credit -= count.entries as i64;
             pass.counts.push(count);
         }
         if pass.counts.len() < SHARDS {
