@@ -24,7 +24,7 @@
 //! the same new key at once, handles opened without a limit (they do not
 //! report). So every bounded handle also recounts the cache, in **passes** over
 //! the 256 shard directories: a pass starts every `K` writes (`K` at least
-//! [`MIN_WRITES_BETWEEN_PASSES`], and entries / [`platform::CENSUS_NAMES_PER_WRITE`]
+//! [`MIN_WRITES_BETWEEN_PASSES`], and entries / [`CENSUS_NAMES_PER_WRITE`]
 //! for a large cache, so that a write pays for about that many listed names),
 //! and its writes list shards in order. Each shard's count is adjusted by how
 //! much the handle's size moved since that shard was listed. At the end of the
@@ -40,13 +40,13 @@
 //! 3 % tolerance, so that noise would be "corrected" into the count. So a pass
 //! takes about entries² / `PASS_SPREAD` writes: 4 for 2 000 entries (each
 //! listing 512 names; under WASI 8 of 256), 128 for 16 000, during which few
-//! entries change. From about 60 000 entries, where √(entries) is well under
-//! 1 %, a pass goes at the everyday rate and takes `K` writes. What is left is
-//! what other handles have not reported yet, at most `(P − 1) × F`. Bytes of a shard are its count times the mean
-//! size of the entries sampled in it (exact when all were sampled). A cache
-//! without a census file (the first bounded open) is counted at `open`: shards
-//! are listed until [`FIRST_CENSUS_NAMES`] names were seen — all of a small
-//! cache — and the rest extrapolated.
+//! entries change. From 250 000 entries, where √(entries) is 0.2 %, a pass
+//! goes at the everyday rate and takes `K` writes. What is left is what other
+//! handles have not reported yet, at most `(P − 1) × F`. Bytes of a shard are
+//! its count times the mean size of the entries sampled in it (exact when all
+//! were sampled). A cache without a census file (the first bounded open) is
+//! counted at `open`: shards are listed until [`FIRST_CENSUS_NAMES`] names were
+//! seen — all of a small cache — and the rest extrapolated.
 //!
 //! Listings `stat` a few entries (see [`Sample`]) for the mean size. The evictor
 //! takes its candidates from listings of its own, of shards drawn at random:
@@ -80,10 +80,15 @@ pub const FLUSH_AGE: Duration = Duration::from_millis(100);
 const DRIFT_TOLERATED: f64 = 0.03;
 /// Entries `stat`ed per recount listing, for the mean size.
 pub const SAMPLES_PER_LISTING: usize = 8;
+/// About how many directory entries a write pays to have listed for recounts,
+/// on average. A name costs ~0.85 µs to list natively here (32 per write made
+/// a bounded insert at 100k entries cost twice an unbounded one), and a host
+/// `stat` under WASI (wasmtime's `read-directory` stats each entry).
+pub const CENSUS_NAMES_PER_WRITE: u64 = 8;
 /// Fewest writes between the starts of two recount passes.
 pub const MIN_WRITES_BETWEEN_PASSES: u64 = 2048;
 /// A write of a recount pass lists `PASS_SPREAD` / entries names, between
-/// [`platform::CENSUS_NAMES_PER_WRITE`] and [`platform::RECOUNT_NAMES_PER_WRITE`].
+/// [`CENSUS_NAMES_PER_WRITE`] and [`platform::RECOUNT_NAMES_PER_WRITE`].
 const PASS_SPREAD: u64 = 2_000_000;
 /// How long a flush waits for the census lock before trying again later.
 const LOCK_WAIT: Duration = Duration::from_millis(20);
@@ -331,16 +336,14 @@ impl Census {
         let entries = self.size().entries.max(1) as u64;
         let mut pass = self.pass.take().unwrap_or_else(|| {
             self.writes_until_pass =
-                (entries / platform::CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
+                (entries / CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
             Pass {
                 started_ms: now_ms(),
                 ..Pass::default()
             }
         });
-        let names_per_write = (PASS_SPREAD / entries).clamp(
-            platform::CENSUS_NAMES_PER_WRITE,
-            platform::RECOUNT_NAMES_PER_WRITE,
-        );
+        let names_per_write = (PASS_SPREAD / entries)
+            .clamp(CENSUS_NAMES_PER_WRITE, platform::RECOUNT_NAMES_PER_WRITE);
         pass.credit += names_per_write as i64;
         while pass.counts.len() < SHARDS && pass.credit > 0 {
             // A failed listing drops the pass: the next one starts when due,

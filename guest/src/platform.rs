@@ -29,16 +29,6 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// About how many directory entries a write may pay to have listed for the
-/// eviction census (see `crate::eviction`): listing is cheap natively, and costs
-/// a host-side `stat` per entry under WASI.
-#[cfg(not(target_os = "wasi"))]
-pub const CENSUS_NAMES_PER_WRITE: u64 = 32;
-/// About how many directory entries a write may pay to have listed for the
-/// eviction census (see `crate::eviction`).
-#[cfg(target_os = "wasi")]
-pub const CENSUS_NAMES_PER_WRITE: u64 = 8;
-
 /// Most names a write of a recount pass lists (see `crate::census`): a pass
 /// over a cache of 2 000 entries takes four writes, each ~2 ms here.
 #[cfg(not(target_os = "wasi"))]
