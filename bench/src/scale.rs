@@ -4,8 +4,9 @@
 //!
 //! Order, so that deletions (which slow the next creates down on ext4 for
 //! minutes) come last: populate every tree; then per scale the reads, the
-//! approximate size and the inserts below capacity; then the inserts at
-//! capacity (each evicts one entry); then `clear`, and `rm -rf` of the copy.
+//! approximate size and the unbounded inserts; then the bounded inserts, below
+//! and at capacity (each evicts one entry) in interleaved rounds; then `clear`,
+//! and `rm -rf` of the copy.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,10 @@ use crate::report::{Figure, Results};
 const SAMPLE: usize = 10_000;
 /// Untimed inserts into a bounded cache before its inserts at capacity are timed.
 const WARM_UP: usize = 5_000;
+/// Rounds of bounded inserts below and at capacity, interleaved.
+const BOUNDED_ROUNDS: usize = 5;
+/// Inserts per round and kind.
+const BOUNDED_CHUNK: usize = 2_000;
 /// The scale whose tree is also removed with `rm -rf`, for comparison.
 const RM_SCALE: usize = 100_000;
 
@@ -130,45 +135,20 @@ pub fn run(settings: &Settings, results: &mut Results) {
                 .expect("insert");
         });
         figure(label(n), "insert", us);
-        let below = Options {
+        let bounded = Options {
             max_entries: Some(10 * n as u64),
             ..Options::default()
         };
-        let bounded = FileStore::open(dir(n), below).expect("open bounded");
+        let bounded = FileStore::open(dir(n), bounded).expect("open bounded");
         let us = per_op(1000, |_| {
             bounded.approx_size().expect("size");
         });
         figure(label(n), "approx-size (census, bounded handle)", us);
-        let us = per_op(SAMPLE, |j| {
-            bounded
-                .insert(&key(n + SAMPLE + j), &value(j), Expiry::Never)
-                .expect("insert");
-        });
-        figure(label(n), "insert, bounded, below capacity", us);
     }
     for &n in &scales {
-        let total = n + 2 * SAMPLE;
-        let at = Options {
-            max_entries: Some(total as u64),
-            ..Options::default()
-        };
-        let bounded = FileStore::open(dir(n), at).expect("open bounded");
-        // Untimed: the first writes bring the cache to its limit (the first
-        // census of a large cache is an extrapolation, off by a percent or so).
-        for j in 0..WARM_UP {
-            bounded
-                .insert(&key(total + SAMPLE + j), &value(j), Expiry::Never)
-                .expect("insert");
-        }
-        let warm = bounded.stats().expect("stats").evicted;
-        let us = per_op(SAMPLE, |j| {
-            bounded
-                .insert(&key(total + j), &value(j), Expiry::Never)
-                .expect("insert");
-        });
-        let evicted = bounded.stats().expect("stats").evicted - warm;
-        eprintln!("bench: scale {n}: {evicted} evicted by {SAMPLE} inserts at capacity");
-        figure(label(n), "insert, bounded, at capacity (evicting)", us);
+        let (below, at) = bounded_inserts(&dir(n), n + SAMPLE);
+        figure(label(n), "insert, bounded, below capacity", below);
+        figure(label(n), "insert, bounded, at capacity (evicting)", at);
     }
     for &n in &scales {
         let store = FileStore::open(dir(n), Options::default()).expect("open");
@@ -185,6 +165,51 @@ pub fn run(settings: &Settings, results: &mut Results) {
             );
         }
     }
+}
+
+/// Bounded inserts into the cache at `dir`, which holds `entries` entries:
+/// below capacity (a handle limited to ten times that) and at capacity (a
+/// handle limited to `entries`, so that each insert evicts an entry). The two
+/// are timed in interleaved rounds — a chunk below capacity (whose keys are
+/// then removed, untimed), a chunk at capacity — so that this machine's drifts
+/// hit both alike; returns the medians (µs per insert).
+fn bounded_inserts(dir: &Path, entries: usize) -> (f64, f64) {
+    let limited = |limit: usize| Options {
+        max_entries: Some(limit as u64),
+        ..Options::default()
+    };
+    let below = FileStore::open(dir, limited(10 * entries)).expect("open bounded");
+    let at = FileStore::open(dir, limited(entries)).expect("open bounded");
+    let fresh_key = |kind: &str, i: usize| format!("scale:{kind}:{i}");
+    // Untimed: the first writes bring the cache to its limit (the first census
+    // of a large cache is an extrapolation, off by a percent or so).
+    for j in 0..WARM_UP {
+        at.insert(&fresh_key("warm", j), &value(j), Expiry::Never)
+            .expect("insert");
+    }
+    let evicted_before = at.stats().expect("stats").evicted;
+    let (mut below_us, mut at_us) = (Vec::new(), Vec::new());
+    for round in 0..BOUNDED_ROUNDS {
+        let keys: Vec<usize> = (round * BOUNDED_CHUNK..(round + 1) * BOUNDED_CHUNK).collect();
+        below_us.push(per_op(BOUNDED_CHUNK, |j| {
+            below
+                .insert(&fresh_key("below", keys[j]), &value(j), Expiry::Never)
+                .expect("insert");
+        }));
+        for &i in &keys {
+            below.remove(&fresh_key("below", i)).expect("remove");
+        }
+        at_us.push(per_op(BOUNDED_CHUNK, |j| {
+            at.insert(&fresh_key("at", keys[j]), &value(j), Expiry::Never)
+                .expect("insert");
+        }));
+    }
+    let evicted = at.stats().expect("stats").evicted - evicted_before;
+    eprintln!(
+        "bench: scale {entries}: {evicted} evicted by {} inserts at capacity",
+        BOUNDED_ROUNDS * BOUNDED_CHUNK
+    );
+    (median(&below_us), median(&at_us))
 }
 
 /// `rm -rf` of a tree of `entries` entry files; µs per entry.

@@ -186,9 +186,14 @@ impl FileStore {
             if read_raw(&path)? != before {
                 continue; // a plain insert or remove landed meanwhile: decide again
             }
-            staged.commit()?;
+            let written_at = staged.commit()?;
             lock.release()?;
-            self.after_write(before.map(|bytes| bytes.len() as u64), entry.file_len());
+            self.after_write(
+                &hash,
+                &entry,
+                written_at,
+                before.map(|bytes| bytes.len() as u64),
+            );
             return Ok(result);
         }
         Err(Error::Busy {

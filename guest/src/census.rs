@@ -49,10 +49,10 @@
 //! seen — all of a small cache — and the rest extrapolated.
 //!
 //! Listings `stat` a few entries (see [`Sample`]) for the mean size. The evictor
-//! takes its candidates from listings of its own, of shards drawn at random:
-//! were they taken from the recount's listings, each shard would be evicted
-//! from just after it was counted, and the recount would see every shard at its
-//! fullest.
+//! takes its candidates from a sweep of its own, which starts at a shard drawn
+//! at random ([`Census::candidates`]): were they taken from the recount's
+//! listings, each shard would be evicted from just after it was counted, and
+//! the recount would see every shard at its fullest.
 
 use std::fs;
 use std::io;
@@ -63,9 +63,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::exclusion::{self, LockPolicy};
 use crate::format::{self, CensusRecord, NEVER};
 use crate::layout::{self, KeyHash, Layout};
-use crate::options::{now_ms, unix_ms};
-use crate::platform::{self, NewFile};
+use crate::options::now_ms;
+use crate::platform::{self, DirHandle, NewFile};
 use crate::publish::in_dir;
+use crate::recency::Record;
 use crate::scan;
 
 /// Names the first count lists at least (unless the cache is smaller).
@@ -116,18 +117,46 @@ impl Size {
 }
 
 /// An entry file as one `stat` saw it: all the evictor needs to judge it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Sample {
-    /// Its shard.
-    pub shard: u8,
-    /// Its file name.
-    pub name: String,
+    /// Its key hash (its file name).
+    pub hash: KeyHash,
     /// Last use (modification time).
     pub used: SystemTime,
     /// Expiry, Unix ms (from the access-time hint).
     pub expires_ms: u64,
     /// File size.
     pub size: u64,
+}
+
+impl Sample {
+    /// The sample of entry `hash` whose file `stat` gave `stat`.
+    pub fn from_stat(hash: KeyHash, stat: &platform::FileStat) -> Self {
+        Self {
+            hash,
+            used: stat.modified,
+            expires_ms: stat.accessed.map_or(NEVER, format::expiry_from_hint),
+            size: stat.len,
+        }
+    }
+
+    /// What the evictor's index keeps of it.
+    pub fn record(&self) -> Record {
+        Record {
+            hash: self.hash,
+            used: self.used,
+            expires_ms: self.expires_ms,
+        }
+    }
+}
+
+/// A shard listed for eviction candidates: its directory, open, and its names
+/// not sampled yet.
+#[derive(Debug)]
+struct Listing {
+    shard: u8,
+    dir: DirHandle,
+    unsampled: Vec<String>,
 }
 
 /// One shard's count in the current recount pass.
@@ -176,8 +205,12 @@ pub struct Census {
     pass: Option<Pass>,
     /// Writes before the next pass may start (counted from the last start).
     writes_until_pass: u64,
-    /// The shard listed last for the evictor, and its names not sampled yet.
-    unsampled: (u8, Vec<String>),
+    /// The shard listed last for the evictor.
+    listing: Option<Listing>,
+    /// The shard the evictor's sweep lists next.
+    next_swept: u8,
+    /// Shards the evictor's sweep listed since the handle opened.
+    swept: u64,
     rng: u64,
 }
 
@@ -201,9 +234,12 @@ impl Census {
             last_flush: Instant::now(),
             pass: None,
             writes_until_pass: MIN_WRITES_BETWEEN_PASSES,
-            unsampled: (0, Vec::new()),
+            listing: None,
+            next_swept: 0,
+            swept: 0,
             rng: layout::nonce() | 1,
         };
+        census.next_swept = census.random_below(SHARDS) as u8;
         if let Some(record) = read_census(&census.file)? {
             census.shared = record;
             return Ok(census);
@@ -286,8 +322,10 @@ impl Census {
         let _ = self.flush_setting_zero(layout);
     }
 
-    /// `count` candidates for eviction: names of a shard drawn at random, taken
-    /// in a random order, each once; the next shard is listed when they run out.
+    /// `count` candidates for eviction, from a **sweep** over the shards: the
+    /// names of one shard, taken in a random order, each once; the next shard
+    /// (in order, from one drawn at random when the handle opened) is listed
+    /// when they run out. So every entry is offered once per sweep.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
@@ -295,35 +333,63 @@ impl Census {
         let mut samples = Vec::with_capacity(count);
         let mut listings = 0;
         while samples.len() < count {
-            if self.unsampled.1.is_empty() {
-                if listings == MAX_LISTINGS_PER_CANDIDATES {
-                    break; // a sparse cache: fewer candidates this time
+            let listing = match &mut self.listing {
+                Some(listing) if !listing.unsampled.is_empty() => listing,
+                _ => {
+                    if listings == MAX_LISTINGS_PER_CANDIDATES {
+                        break; // a sparse cache: fewer candidates this time
+                    }
+                    listings += 1;
+                    let shard = self.next_swept;
+                    self.next_swept = self.next_swept.wrapping_add(1);
+                    self.swept += 1;
+                    let Some((dir, mut names)) = open_shard(layout, shard)? else {
+                        continue;
+                    };
+                    for i in (1..names.len()).rev() {
+                        names.swap(i, self.random_below(i + 1));
+                    }
+                    self.listing.insert(Listing {
+                        shard,
+                        dir,
+                        unsampled: names,
+                    })
                 }
-                listings += 1;
-                let index = self.random_below(SHARDS) as u8;
-                let mut names = scan::entry_names(&layout.shard_dir(index))?;
-                for i in (1..names.len()).rev() {
-                    names.swap(i, self.random_below(i + 1));
-                }
-                self.unsampled = (index, names);
-            }
-            let (index, names) = &mut self.unsampled;
-            if let Some(name) = names.pop() {
-                samples.extend(probe(&layout.shard_dir(*index).join(&name), *index, &name)?);
+            };
+            if let Some(name) = listing.unsampled.pop() {
+                samples.extend(probe(&listing.dir, &name)?);
             }
         }
         Ok(samples)
     }
 
-    /// Every entry of every shard, `stat`ed (for the evictor of a small cache).
+    /// Whether the evictor's sweep went over every shard since the handle opened.
+    pub fn swept_once(&self) -> bool {
+        self.swept >= SHARDS as u64
+    }
+
+    /// Shard `shard`'s directory as open for the last listing of candidates,
+    /// if that was the shard.
+    pub fn listed_dir(&self, shard: u8) -> Option<&DirHandle> {
+        self.listing
+            .as_ref()
+            .filter(|listing| listing.shard == shard)
+            .map(|listing| &listing.dir)
+    }
+
+    /// Every entry of every shard, `stat`ed (for the evictor of a small
+    /// cache): a whole sweep at once.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
     pub fn sample_everything(&mut self, layout: &Layout) -> Result<Vec<Sample>> {
+        self.swept += SHARDS as u64;
         let mut samples = Vec::new();
-        for (index, dir) in scan::shards(layout)? {
-            for name in scan::entry_names(&dir)? {
-                samples.extend(probe(&dir.join(&name), index, &name)?);
+        for (index, _) in scan::shards(layout)? {
+            if let Some((dir, names)) = open_shard(layout, index)? {
+                for name in names {
+                    samples.extend(probe(&dir, &name)?);
+                }
             }
         }
         Ok(samples)
@@ -382,8 +448,8 @@ impl Census {
     /// Counts shard `index` from a fresh listing, `stat`ing a few of its
     /// entries for their mean size.
     fn count_shard(&mut self, layout: &Layout, index: u8) -> Result<ShardCount> {
-        let dir = layout.shard_dir(index);
-        let names = scan::entry_names(&dir)?;
+        let (dir, names) = open_shard(layout, index)?
+            .unwrap_or_else(|| (DirHandle::by_path(layout.shard_dir(index)), Vec::new()));
         let picks: Vec<usize> = if names.len() <= SAMPLES_PER_LISTING {
             (0..names.len()).collect()
         } else {
@@ -393,7 +459,7 @@ impl Census {
         };
         let mut sampled = Vec::with_capacity(picks.len());
         for pick in picks {
-            sampled.extend(probe(&dir.join(&names[pick]), index, &names[pick])?);
+            sampled.extend(probe(&dir, &names[pick])?);
         }
         let entries = names.len() as u64;
         let bytes = match sampled.len() as u64 {
@@ -514,20 +580,32 @@ fn write_census(layout: &Layout, path: &Path, record: &CensusRecord) -> Result<(
     written
 }
 
-/// `stat`s an entry file into a sample; `None` if it is gone.
-fn probe(path: &Path, shard: u8, name: &str) -> Result<Option<Sample>> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read metadata", path, e)),
+/// The entry names of shard `shard` and its directory, open for `stat`s;
+/// `None` if it has no entries (or no directory).
+fn open_shard(layout: &Layout, shard: u8) -> Result<Option<(DirHandle, Vec<String>)>> {
+    let path = layout.shard_dir(shard);
+    let names = scan::entry_names(&path)?;
+    if names.is_empty() {
+        return Ok(None);
+    }
+    match DirHandle::open(&path) {
+        Ok(dir) => Ok(Some((dir, names))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None), // cleared meanwhile
+        Err(e) => Err(Error::io("open directory", &path, e)),
+    }
+}
+
+/// `stat`s the entry file `name` of `dir` into a sample; `None` if it is gone.
+fn probe(dir: &DirHandle, name: &str) -> Result<Option<Sample>> {
+    let Some(hash) = KeyHash::from_hex(name) else {
+        return Ok(None); // listings hold entry names only
     };
-    Ok(Some(Sample {
-        shard,
-        name: name.to_owned(),
-        used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        expires_ms: meta.accessed().map_or(NEVER, unix_ms),
-        size: meta.len(),
-    }))
+    let stat = match dir.stat(name) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read metadata", &dir.path().join(name), e)),
+    };
+    Ok(Some(Sample::from_stat(hash, &stat)))
 }
 
 #[cfg(test)]

@@ -10,23 +10,37 @@
 //! Each entry file carries its last use in its modification time (set when it
 //! is written, and moved forward by `get` at most every [`TOUCH_INTERVAL`]) and
 //! its expiry in its access time (see [`crate::format`]), so one `stat` judges
-//! it. Before each choice of a victim, [`REFILL_SAMPLES`] entries sampled at
-//! random (from shards drawn at random, each name once per listing) go into a
-//! **pool** of candidates that keeps the most evictable of all it was offered —
-//! expired entries first, then the least recently used — and the best is
-//! evicted: approximately LRU, the way Redis does it. (Refilling only when the
-//! pool ran dry would evict every sample in turn, which is random eviction.) A
-//! small cache (under [`EXHAUSTIVE_BELOW`] entries) is sampled whole when the
-//! pool runs dry, so there the order is exact.
-//! A candidate is `stat`ed again just before it is removed, and spared if it was
-//! used since. Only entry files (64-hex names in shard directories) are ever
-//! removed: never temporary files being written, never foreign files.
+//! it. The handle keeps what it learned of entries in an index
+//! ([`crate::recency`]) and evicts its most evictable record: expired entries
+//! first, then the least recently used. It learns
+//! - every entry it writes itself, at no cost (the write sets the file's
+//!   modification time and tells the index exactly that time);
+//! - the others from a **sweep** over the shards (see
+//!   [`Census::candidates`]): before each choice of a victim it `stat`s
+//!   [`LEARN_PER_EVICTION`] more entries, [`LEARN_PER_EVICTION_SWEPT`] once the
+//!   sweep has gone over the whole cache since the handle opened (from then on
+//!   it knows every entry that is not newer than its last sweep), and
+//!   [`LEARN_WHILE_SHORT`] while it knows fewer than [`SHORT_INDEX`] entries. A
+//!   small cache (under [`EXHAUSTIVE_BELOW`] entries) is learned whole at the
+//!   first eviction, so there the order is exact.
+//!
+//! Unlike a pool of a few samples (Redis's way, and this crate's until
+//! 2026-11-28: 5 fresh samples per eviction, 64 kept), the index forgets
+//! nothing it paid to learn, so it needs fewer `stat`s per eviction for a
+//! better order: a handle evicts its own writes in exact LRU order, and entries
+//! written by others in LRU order once its sweep has seen them.
+//!
+//! A record can be stale: another handle may have read, replaced or removed
+//! the entry since. So a victim is `stat`ed again just before it is removed
+//! (unless it was `stat`ed during this very write), and spared — its record
+//! replaced by the fresh one — if it was used since. Only entry files (64-hex
+//! names in shard directories) are ever removed: never temporary files being
+//! written, never foreign files.
 //!
 //! An eviction that fails (a permission problem, say) does not fail the write
 //! that triggered it — that write succeeded; it is tried again at the next
 //! write, and a cache that cannot evict shows in `stats` as over its limit.
 
-use std::fs;
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -35,19 +49,29 @@ use crate::census::{Census, Sample, Size};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::options::{Options, now_ms};
+use crate::platform::DirHandle;
+use crate::recency::{RecencyIndex, Record};
 
 /// The shortest span after which `get` refreshes an entry's last-use time.
 pub const TOUCH_INTERVAL: Duration = Duration::from_millis(100);
-/// Below this many entries, the pool is refilled from every entry, not samples.
+/// Below this many entries, a handle that knows no entry learns them all.
 pub const EXHAUSTIVE_BELOW: i64 = 1024;
 /// Most entries one write evicts.
 pub const MAX_EVICTIONS_PER_WRITE: u64 = 4;
-/// Most refills of the pool per write, before it gives up until the next write.
-const MAX_REFILLS_PER_WRITE: u32 = 16;
-/// Samples added to a large cache's pool before each choice of a victim.
-pub const REFILL_SAMPLES: usize = 5;
-/// Candidates kept in the pool.
-const POOL_SIZE: usize = 64;
+/// Most rounds of learning per write, before it gives up until the next write.
+const MAX_LEARNING_PER_WRITE: u32 = 16;
+/// Entries `stat`ed into the index before each choice of a victim, until the
+/// handle's sweep has gone over the whole cache once.
+pub const LEARN_PER_EVICTION: usize = 2;
+/// Entries `stat`ed into the index before each choice of a victim once the
+/// handle's sweep has gone over the whole cache.
+pub const LEARN_PER_EVICTION_SWEPT: usize = 1;
+/// While the index knows fewer entries than this, more are `stat`ed before
+/// each choice ([`LEARN_WHILE_SHORT`]), so that the first victims of a handle
+/// are not chosen among a handful.
+pub const SHORT_INDEX: usize = 256;
+/// Entries `stat`ed before each choice while the index is short.
+pub const LEARN_WHILE_SHORT: usize = 8;
 /// Largest number of changes a handle keeps unreported.
 const MAX_FLUSH_EVERY: u64 = 32;
 
@@ -60,7 +84,7 @@ pub struct Removed {
     pub expired: u64,
 }
 
-/// The size limits of a handle, its census, and its pool of candidates.
+/// The size limits of a handle, its census, and its index of entries.
 #[derive(Debug)]
 pub struct Evictor {
     layout: Layout,
@@ -72,7 +96,10 @@ pub struct Evictor {
 #[derive(Debug)]
 struct State {
     census: Census,
-    pool: Vec<Sample>,
+    index: RecencyIndex,
+    /// Entries `stat`ed during the current write: a victim among them is not
+    /// `stat`ed again.
+    fresh: Vec<Sample>,
 }
 
 impl Evictor {
@@ -99,24 +126,34 @@ impl Evictor {
             max_bytes: options.max_bytes,
             state: Mutex::new(State {
                 census,
-                pool: Vec::new(),
+                index: RecencyIndex::default(),
+                fresh: Vec::new(),
             }),
         }))
     }
 
-    /// Records a write (`replaced`: the size of the entry it replaced, if any)
-    /// and evicts what the limits require.
+    /// Records the write of an entry (`written`: its record, with its file's
+    /// modification time exactly; `replaced`: the size of the entry it
+    /// replaced, if any) and evicts what the limits require.
     ///
     /// # Errors
     /// An I/O error if a directory cannot be listed or an entry not removed.
-    pub fn after_write(&self, replaced: Option<u64>, written: u64) -> Result<Removed> {
+    pub fn after_write(
+        &self,
+        written: Record,
+        replaced: Option<u64>,
+        size: u64,
+    ) -> Result<Removed> {
         let mut state = self.lock();
         state.census.record(Size {
             entries: i64::from(replaced.is_none()),
-            bytes: written as i64 - replaced.unwrap_or(0) as i64,
+            bytes: size as i64 - replaced.unwrap_or(0) as i64,
         });
+        state.index.learn(written);
         state.census.after_write(&self.layout)?;
-        self.evict(&mut state)
+        let removed = self.evict(&mut state);
+        state.fresh.clear();
+        removed
     }
 
     /// Records that an entry of `size` bytes was removed.
@@ -131,7 +168,7 @@ impl Evictor {
     pub fn after_clear(&self) {
         let mut state = self.lock();
         state.census.cleared(&self.layout);
-        state.pool.clear();
+        state.index.clear();
     }
 
     /// The number of entries and bytes this handle takes the cache to hold.
@@ -140,8 +177,8 @@ impl Evictor {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is an estimate and a pool of hints: a panic elsewhere cannot
-        // leave it harmful, so a poisoned lock is simply taken over.
+        // The state is an estimate and an index of hints: a panic elsewhere
+        // cannot leave it harmful, so a poisoned lock is simply taken over.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -154,55 +191,88 @@ impl Evictor {
 
     fn evict(&self, state: &mut State) -> Result<Removed> {
         let mut removed = Removed::default();
-        let mut refills = 0;
+        let mut learning = 0;
         while self.over(state.census.size())
             && removed.evicted + removed.expired < MAX_EVICTIONS_PER_WRITE
         {
             let now = now_ms();
-            let exhaustive = state.census.size().entries < EXHAUSTIVE_BELOW;
-            // A large cache's pool takes fresh samples before every choice, so it
-            // holds the most evictable of many samples; a small cache's pool is
-            // filled from every entry when it runs dry.
-            if !exhaustive || state.pool.is_empty() {
-                if refills == MAX_REFILLS_PER_WRITE {
-                    break; // nothing evictable in sight: the census is ahead of the disk
-                }
-                refills += 1;
-                let samples = if exhaustive {
+            if learning == MAX_LEARNING_PER_WRITE {
+                break; // nothing evictable in sight: the census is ahead of the disk
+            }
+            learning += 1;
+            let samples =
+                if !state.census.swept_once() && state.census.size().entries < EXHAUSTIVE_BELOW {
                     state.census.sample_everything(&self.layout)?
                 } else {
-                    state.census.candidates(&self.layout, REFILL_SAMPLES)?
+                    let count = if state.index.len() < SHORT_INDEX {
+                        LEARN_WHILE_SHORT
+                    } else if state.census.swept_once() {
+                        LEARN_PER_EVICTION_SWEPT
+                    } else {
+                        LEARN_PER_EVICTION
+                    };
+                    state.census.candidates(&self.layout, count)?
                 };
-                state.offer(samples);
+            for sample in &samples {
+                state.index.learn(sample.record());
             }
-            let Some(victim) = state.pop_best(now) else {
+            state.fresh.extend(samples);
+            let Some(victim) = state.index.take_most_evictable(now) else {
                 continue;
             };
-            let path = self.layout.shard_dir(victim.shard).join(&victim.name);
-            let gone = Size {
-                entries: -1,
-                bytes: -(victim.size as i64),
-            };
-            match fs::metadata(&path) {
-                Ok(meta) if meta.modified().is_ok_and(|used| used > victim.used) => continue,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("read metadata", &path, e)),
-            }
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    state.census.record(gone);
-                    if victim.expires_ms <= now {
-                        removed.expired += 1;
-                    } else {
-                        removed.evicted += 1;
-                    }
+            if let Some(size) = self.remove_unless_used(state, &victim)? {
+                state.census.record(Size {
+                    entries: -1,
+                    bytes: -(size as i64),
+                });
+                if victim.expires_ms <= now {
+                    removed.expired += 1;
+                } else {
+                    removed.evicted += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove evicted entry", &path, e)),
             }
         }
         Ok(removed)
+    }
+
+    /// Removes `victim`'s file unless it is gone or was used (or replaced)
+    /// since the record was made — then its record is replaced by what the
+    /// `stat` said; the size of the file removed, if it was. A victim `stat`ed
+    /// during this write is not `stat`ed again: microseconds ago is as good as now.
+    fn remove_unless_used(&self, state: &mut State, victim: &Record) -> Result<Option<u64>> {
+        let shard = victim.hash.shard();
+        let name = victim.hash.hex();
+        let by_path;
+        let dir = match state.census.listed_dir(shard) {
+            Some(dir) => dir,
+            None => {
+                by_path = DirHandle::by_path(self.layout.shard_dir(shard));
+                &by_path
+            }
+        };
+        let path = || dir.path().join(&name);
+        let fresh = state
+            .fresh
+            .iter()
+            .find(|sample| sample.hash == victim.hash && sample.used == victim.used);
+        let size = match fresh {
+            Some(sample) => sample.size,
+            None => match dir.stat(&name) {
+                Ok(stat) if stat.modified > victim.used => {
+                    let now = Sample::from_stat(victim.hash, &stat);
+                    state.index.learn(now.record());
+                    return Ok(None);
+                }
+                Ok(stat) => stat.len,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("read metadata", &path(), e)),
+            },
+        };
+        match dir.remove(&name) {
+            Ok(()) => Ok(Some(size)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("remove evicted entry", &path(), e)),
+        }
     }
 }
 
@@ -210,42 +280,4 @@ impl Drop for Evictor {
     fn drop(&mut self) {
         self.lock().census.flush_now(&self.layout);
     }
-}
-
-impl State {
-    /// Adds samples to the pool, keeping only the most evictable.
-    fn offer(&mut self, samples: Vec<Sample>) {
-        for sample in samples {
-            if let Some(known) = self
-                .pool
-                .iter_mut()
-                .find(|c| c.shard == sample.shard && c.name == sample.name)
-            {
-                *known = sample;
-                continue;
-            }
-            self.pool.push(sample);
-        }
-        if self.pool.len() > POOL_SIZE {
-            let now = now_ms();
-            self.pool
-                .sort_unstable_by_key(|c| std::cmp::Reverse(evictability(c, now)));
-            self.pool.truncate(POOL_SIZE);
-        }
-    }
-
-    fn pop_best(&mut self, now_ms: u64) -> Option<Sample> {
-        let best = self
-            .pool
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, c)| evictability(c, now_ms))
-            .map(|(i, _)| i)?;
-        Some(self.pool.swap_remove(best))
-    }
-}
-
-/// Sort key: larger is more evictable (expired first, then least recently used).
-fn evictability(sample: &Sample, now_ms: u64) -> (bool, std::cmp::Reverse<std::time::SystemTime>) {
-    (sample.expires_ms <= now_ms, std::cmp::Reverse(sample.used))
 }

@@ -276,6 +276,16 @@ pub fn expiry_hint(expires_at_ms: u64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + since_epoch
 }
 
+/// The expiry (Unix ms, [`NEVER`] for none) that the access time `hint` tells:
+/// the inverse of [`expiry_hint`].
+pub fn expiry_from_hint(hint: std::time::SystemTime) -> u64 {
+    match hint.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since_epoch) if since_epoch.as_secs() >= NEVER_HINT_SECS => NEVER,
+        Ok(since_epoch) => u64::try_from(since_epoch.as_millis()).unwrap_or(NEVER),
+        Err(_) => 0,
+    }
+}
+
 /// The four bytes every lock file starts with.
 pub const LOCK_MAGIC: [u8; 4] = *b"FCLK";
 /// Size of a lock file, in bytes.

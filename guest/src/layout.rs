@@ -40,7 +40,7 @@ pub const LOCK_EXTENSION: &str = "lock";
 pub const TEMP_EXTENSION: &str = "tmp";
 
 /// The blake3 hash of a key: the entry's identity on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KeyHash([u8; 32]);
 
 impl KeyHash {

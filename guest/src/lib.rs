@@ -51,6 +51,7 @@ mod listing;
 mod options;
 mod platform;
 mod publish;
+pub mod recency;
 mod scan;
 mod store;
 

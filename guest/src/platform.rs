@@ -20,13 +20,17 @@
 //! - Listing a directory costs more under WASI (the host `stat`s every entry it
 //!   lists).
 //!
+//! - Files in a shard directory are `stat`ed and removed by name relative to an
+//!   open descriptor of the directory on Unix ([`DirHandle`]: `fstatat` /
+//!   `unlinkat`, no walk of the path's prefix); elsewhere by full path.
+//!
 //! Windows cannot open a directory to sync it, needs readers to share delete
 //! access so that `rename` can replace an entry another process is reading, and
 //! needs write access to set a file's times.
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Most names a write of a recount pass lists (see `crate::census`): a pass
@@ -102,10 +106,14 @@ impl NewFile {
         self.file.sync_data()
     }
 
-    /// Sets the file's access time (the cache stores an eviction hint there).
-    pub fn set_accessed(&self, time: SystemTime) -> io::Result<()> {
-        self.file
-            .set_times(std::fs::FileTimes::new().set_accessed(time))
+    /// Sets the file's access time (the cache stores an eviction hint there)
+    /// and modification time (its last use).
+    pub fn set_times(&self, accessed: SystemTime, modified: SystemTime) -> io::Result<()> {
+        self.file.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(accessed)
+                .set_modified(modified),
+        )
     }
 }
 
@@ -144,11 +152,11 @@ impl NewFile {
         self.descriptor.sync_data().map_err(wasi_files::to_io_error)
     }
 
-    /// Sets the file's access time (the cache stores an eviction hint there),
-    /// by path, and its modification time to now (it was just written): see
+    /// Sets the file's access time (the cache stores an eviction hint there)
+    /// and modification time (its last use), by path: see
     /// [`wasi_files::set_times`].
-    pub fn set_accessed(&self, time: SystemTime) -> io::Result<()> {
-        wasi_files::set_times(&self.path, time, SystemTime::now())
+    pub fn set_times(&self, accessed: SystemTime, modified: SystemTime) -> io::Result<()> {
+        wasi_files::set_times(&self.path, accessed, modified)
     }
 }
 
@@ -401,5 +409,159 @@ pub fn read_at(file: &mut File, buf: &mut [u8], offset: u64) -> io::Result<usize
         Err(io::Error::last_os_error())
     } else {
         Ok(n.unsigned_abs())
+    }
+}
+
+/// What one `stat` of an entry file tells the evictor.
+#[derive(Debug, Clone, Copy)]
+pub struct FileStat {
+    /// Modification time.
+    pub modified: SystemTime,
+    /// Access time, if the platform keeps one.
+    pub accessed: Option<SystemTime>,
+    /// Size in bytes.
+    pub len: u64,
+}
+
+impl FileStat {
+    fn of(meta: &Metadata) -> Self {
+        Self {
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            accessed: meta.accessed().ok(),
+            len: meta.len(),
+        }
+    }
+}
+
+/// A directory whose files are `stat`ed and removed by name. On Unix it holds
+/// the directory open and works relative to it (`fstatat`, `unlinkat`): no walk
+/// of the path's prefix, ~1.4 µs less a call than by path on this machine's
+/// tmpfs (2.5 against 3.9 µs). Elsewhere, or made with [`DirHandle::by_path`],
+/// it works by full path. Symbolic links are not followed.
+#[derive(Debug)]
+pub struct DirHandle {
+    path: PathBuf,
+    #[cfg(unix)]
+    dir: Option<File>,
+}
+
+impl DirHandle {
+    /// The directory `path`, its files reached by full path.
+    pub fn by_path(path: PathBuf) -> Self {
+        Self {
+            path,
+            #[cfg(unix)]
+            dir: None,
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+impl DirHandle {
+    /// Opens the directory `path`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            dir: Some(dir),
+        })
+    }
+
+    /// `stat`s the file `name` in the directory.
+    pub fn stat(&self, name: &str) -> io::Result<FileStat> {
+        use std::os::fd::AsRawFd;
+        let Some(dir) = &self.dir else {
+            return std::fs::symlink_metadata(self.path.join(name)).map(|meta| FileStat::of(&meta));
+        };
+        let name = c_name(name)?;
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: the descriptor is open while `self` lives, `name` is a
+        // NUL-terminated string, and `stat` is writable memory of the right type.
+        let status = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                stat.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if status != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fstatat` succeeded, so it filled `stat`.
+        let stat = unsafe { stat.assume_init() };
+        Ok(FileStat {
+            modified: unix_time(stat.st_mtime, stat.st_mtime_nsec),
+            accessed: Some(unix_time(stat.st_atime, stat.st_atime_nsec)),
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+        })
+    }
+
+    /// Removes the file `name` from the directory.
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(dir) = &self.dir else {
+            return std::fs::remove_file(self.path.join(name));
+        };
+        let name = c_name(name)?;
+        // SAFETY: the descriptor is open while `self` lives and `name` is a
+        // NUL-terminated string.
+        let status = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+#[cfg(unix)]
+fn c_name(name: &str) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// The time `seconds` + `nanos` after (or, `seconds` negative, around) the Unix epoch.
+#[cfg(unix)]
+fn unix_time(seconds: impl Into<i64>, nanos: impl Into<i64>) -> SystemTime {
+    use std::time::Duration;
+    let (seconds, nanos) = (seconds.into(), nanos.into());
+    let whole = Duration::from_secs(seconds.unsigned_abs());
+    let nanos = Duration::from_nanos(nanos.clamp(0, 999_999_999).unsigned_abs());
+    if seconds >= 0 {
+        SystemTime::UNIX_EPOCH + whole + nanos
+    } else {
+        SystemTime::UNIX_EPOCH - whole + nanos
+    }
+}
+
+#[cfg(not(unix))]
+impl DirHandle {
+    /// "Opens" the directory `path`: checks that it is one.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        if std::fs::metadata(path)?.is_dir() {
+            Ok(Self::by_path(path.to_path_buf()))
+        } else {
+            Err(io::Error::from(io::ErrorKind::NotADirectory))
+        }
+    }
+
+    /// `stat`s the file `name` in the directory.
+    pub fn stat(&self, name: &str) -> io::Result<FileStat> {
+        std::fs::symlink_metadata(self.path.join(name)).map(|meta| FileStat::of(&meta))
+    }
+
+    /// Removes the file `name` from the directory.
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.path.join(name))
     }
 }

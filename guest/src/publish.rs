@@ -15,6 +15,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format;
@@ -32,7 +33,13 @@ const SINGLE_WRITE_LIMIT: usize = 64 * 1024;
 /// # Errors
 /// An I/O error (or [`Error::StorageFull`]); the previous entry is then untouched
 /// and no temporary file is left behind.
-pub fn publish(layout: &Layout, hash: &KeyHash, entry: &Entry<'_>, durable: bool) -> Result<()> {
+/// Returns the entry file's modification time (its last use, for eviction).
+pub fn publish(
+    layout: &Layout,
+    hash: &KeyHash,
+    entry: &Entry<'_>,
+    durable: bool,
+) -> Result<SystemTime> {
     stage(layout, hash, entry, durable)?.commit()
 }
 
@@ -63,6 +70,8 @@ pub struct Staged<'a> {
     temp: PathBuf,
     durable: bool,
     done: bool,
+    /// The file's modification time, as set.
+    written_at: SystemTime,
 }
 
 /// Writes `entry` to a fresh temporary file for `hash`, and gives the file its
@@ -77,12 +86,13 @@ pub fn stage<'a>(
     durable: bool,
 ) -> Result<Staged<'a>> {
     let (mut file, temp) = create_temp(layout, hash)?;
-    let staged = Staged {
+    let mut staged = Staged {
         layout,
         hash: *hash,
         temp,
         durable,
         done: false,
+        written_at: SystemTime::UNIX_EPOCH,
     };
     let value = entry.value;
     let mut head = format::encode_head(entry.expires_at, entry.key, value, value.len());
@@ -92,8 +102,10 @@ pub fn stage<'a>(
     } else {
         write_parts(&mut file, &[&head, value], &staged.temp)?;
     }
-    // A hint only: a file system that cannot store it costs eviction precision, nothing else.
-    let _ = file.set_accessed(format::expiry_hint(entry.expires_at));
+    // The expiry hint, and a modification time the evictor is told exactly. A
+    // file system that cannot store them costs eviction precision, nothing else.
+    staged.written_at = SystemTime::now();
+    let _ = file.set_times(format::expiry_hint(entry.expires_at), staged.written_at);
     if durable {
         file.sync_data()
             .context("sync temporary file", &staged.temp)?;
@@ -105,12 +117,15 @@ impl Staged<'_> {
     /// Renames the temporary file over the entry: from now on readers see it.
     ///
     /// # Errors
+    /// Returns the entry file's modification time.
+    ///
+    /// # Errors
     /// An I/O error; the previous entry is then untouched.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(mut self) -> Result<SystemTime> {
         let result = rename_into_place(self.layout, &self.hash, &self.temp, self.durable);
         // Once renamed, the temporary name is gone; on failure, Drop removes it.
         self.done = result.is_ok();
-        result
+        result.map(|()| self.written_at)
     }
 }
 

@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,6 +18,7 @@ use crate::layout::{KeyHash, Layout, TAG_CONTENT};
 use crate::options::{Expiry, Options, expired_now};
 use crate::platform::{self, NewFile};
 use crate::publish::{self, Entry, Retired};
+use crate::recency::Record;
 use crate::scan;
 
 /// Counters and sizes of a cache, as seen by one handle.
@@ -165,8 +167,8 @@ impl FileStore {
             expires_at: expiry.deadline_ms(),
         };
         let replaced = self.size_before_write(&hash)?;
-        publish::publish(&self.layout, &hash, &entry, self.options.durable)?;
-        self.after_write(replaced, entry.file_len());
+        let written_at = publish::publish(&self.layout, &hash, &entry, self.options.durable)?;
+        self.after_write(&hash, &entry, written_at, replaced);
         Ok(())
     }
 
@@ -352,11 +354,26 @@ impl FileStore {
     /// Tells the evictor (if any) about a write, and evicts what the limits
     /// require. A failure to evict does not fail the write, which succeeded: it
     /// is tried again at the next write (see [`crate::eviction`]).
-    pub(crate) fn after_write(&self, replaced: Option<u64>, written: u64) {
+    pub(crate) fn after_write(
+        &self,
+        hash: &KeyHash,
+        written: &Entry<'_>,
+        written_at: SystemTime,
+        replaced: Option<u64>,
+    ) {
         let Some(evictor) = &self.evictor else {
             return;
         };
-        if let Ok(removed) = evictor.after_write(replaced, written) {
+        let removed = evictor.after_write(
+            Record {
+                hash: *hash,
+                used: written_at,
+                expires_ms: written.expires_at,
+            },
+            replaced,
+            written.file_len(),
+        );
+        if let Ok(removed) = removed {
             self.counters
                 .evicted
                 .fetch_add(removed.evicted, Ordering::Relaxed);
