@@ -303,6 +303,15 @@ impl Census {
         Ok(())
     }
 
+    /// After a removal: reports pending changes if it is time, as after a
+    /// write, so that a handle that only removes is seen shrinking the cache.
+    pub fn after_remove(&mut self, layout: &Layout) {
+        if self.flush_due() {
+            // A failed report stays pending and is retried.
+            let _ = self.flush(layout);
+        }
+    }
+
     /// Reports pending changes now (best effort), as when the handle is dropped.
     pub fn flush_now(&mut self, layout: &Layout) {
         if self.pending != Size::default() || self.recounted.is_some() {

@@ -158,10 +158,12 @@ impl Evictor {
 
     /// Records that an entry of `size` bytes was removed.
     pub fn after_remove(&self, size: u64) {
-        self.lock().census.record(Size {
+        let mut state = self.lock();
+        state.census.record(Size {
             entries: -1,
             bytes: -(size as i64),
         });
+        state.census.after_remove(&self.layout);
     }
 
     /// Records that every entry was removed.

@@ -1331,6 +1331,40 @@ pub fn a_drifted_count_is_corrected_by_a_recount<B: Backend>(backend: &B) {
     assert_eq!(cache.stats().expect("stats").evicted, 60);
 }
 
+/// Removals are reported to the shared count like writes: every `F` of them
+/// (`F` = limit / 256, here 2), not only at the handle's next write. A handle
+/// that only removed used to leave the others taking the cache for as full as
+/// before, and evicting that much too much.
+pub fn removals_are_reported_to_the_other_handles<B: Backend>(backend: &B) {
+    const LIMIT: usize = 512;
+    let dir = fresh_dir();
+    let mut writer = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
+    for i in 0..LIMIT {
+        writer
+            .insert(&format!("k{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    let mut remover = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
+    for i in 0..100 {
+        remover.remove(&format!("k{i}")).expect("remove");
+    }
+    // The writer reads the shared count at its next report (every F changes or
+    // 100 ms): wait out the age, then refill the room the removals made.
+    sleep(filecache::census::FLUSH_AGE + Duration::from_millis(20));
+    for i in 0..100 {
+        writer
+            .insert(&format!("new{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    let evicted = writer.stats().expect("stats").evicted;
+    assert!(
+        evicted <= 2,
+        "100 entries were removed and 100 added, so at most the remover's unreported \
+         removals (< F = 2) are evicted; {evicted} were"
+    );
+    assert_eq!(entry_files_on_disk(dir.path()), LIMIT - evicted as usize);
+}
+
 /// A limit set on a cache that was filled without one: the first bounded handle
 /// counts what is there, and the next writes evict down to the limit.
 pub fn limit_set_on_a_full_cache_evicts_down_to_it<B: Backend>(backend: &B) {

@@ -201,6 +201,7 @@ define_suite!(
         zero_limits_are_refused,
         limit_set_on_a_full_cache_evicts_down_to_it,
         a_drifted_count_is_corrected_by_a_recount,
+        removals_are_reported_to_the_other_handles,
     ],
     extended: [
         oversized_key_or_value_is_invalid_input,
