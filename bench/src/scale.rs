@@ -23,7 +23,7 @@ const SAMPLE: usize = 10_000;
 /// Untimed inserts into a bounded cache before its inserts at capacity are timed.
 const WARM_UP: usize = 5_000;
 /// Rounds of bounded inserts below and at capacity, interleaved.
-const BOUNDED_ROUNDS: usize = 5;
+const BOUNDED_ROUNDS: usize = 7;
 /// Inserts per round and kind.
 const BOUNDED_CHUNK: usize = 2_000;
 /// The scale whose tree is also removed with `rm -rf`, for comparison.

@@ -55,13 +55,20 @@ impl KeyHash {
 
     /// The hash spelled by a 64-character lower-case hex name, if it is one.
     pub fn from_hex(name: &str) -> Option<Self> {
-        if !is_entry_name(name) {
+        fn nibble(digit: u8) -> Option<u8> {
+            match digit {
+                b'0'..=b'9' => Some(digit - b'0'),
+                b'a'..=b'f' => Some(digit - b'a' + 10),
+                _ => None,
+            }
+        }
+        let name = name.as_bytes();
+        if name.len() != 64 {
             return None;
         }
         let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(name.as_bytes().chunks_exact(2)) {
-            let pair = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(pair, 16).ok()?;
+        for (byte, pair) in bytes.iter_mut().zip(name.chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
         }
         Some(Self(bytes))
     }
@@ -238,6 +245,8 @@ mod tests {
         assert_eq!(name, blake3::hash(b"hello").to_hex().as_str());
         assert_eq!(KeyHash::from_hex(name), Some(hash));
         assert_eq!(KeyHash::from_hex(&name[1..]), None);
+        assert_eq!(KeyHash::from_hex(&name.to_uppercase()), None, "upper case");
+        assert_eq!(KeyHash::from_hex(&format!("{}g", &name[1..])), None);
         let temp = layout.temp_path(&hash);
         let temp_name = temp.file_name().and_then(|n| n.to_str()).expect("utf-8");
         assert!(is_temp_name(temp_name), "{temp_name}");
