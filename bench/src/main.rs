@@ -14,6 +14,7 @@
 //! timed until they are fast (see [`measure`]).
 
 mod measure;
+mod order;
 mod report;
 mod scale;
 mod systems;
@@ -109,6 +110,8 @@ fn main() {
     if settings.scale {
         scale::run(&settings, &mut results);
     }
+    eprintln!("bench: eviction order");
+    order::run(&settings, &mut results);
     results.elapsed_s = started.elapsed().as_secs_f64();
     report::write(&settings, &results);
     print!("{}", report::markdown(&results));

@@ -7,6 +7,7 @@ use std::fs;
 
 use serde::Serialize;
 
+use crate::order::Survival;
 use crate::systems::Kind;
 use crate::{PHASES, Settings};
 
@@ -40,6 +41,8 @@ pub struct Results {
     pub elapsed_s: f64,
     /// The figures.
     pub figures: Vec<Figure>,
+    /// The eviction-order cases.
+    pub order: Vec<Survival>,
 }
 
 impl Results {
@@ -52,6 +55,7 @@ impl Results {
             dir: settings.dir.display().to_string(),
             elapsed_s: 0.0,
             figures: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -158,6 +162,24 @@ pub fn markdown(results: &Results) -> String {
                 _ => String::new(),
             };
             let _ = writeln!(out, "| {phase} | {} | {ratio} |", cells.join(" | "));
+        }
+    }
+    if !results.order.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**Eviction order** — 5 000 entries, the first 500 read after a pause, then 2 500 new keys inserted at the limit (exact LRU: 100 %, 100 %, 11 %, 100 %):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| entries written and read by | read kept | older unread half evicted | newer unread half evicted | new kept |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        for s in &results.order {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} % | {:.0} % | {:.0} % | {:.0} % |",
+                s.case, s.read_kept, s.older_unread_evicted, s.newer_unread_evicted, s.new_kept
+            );
         }
     }
     let _ = writeln!(out, "\n**Targets** (ratios within this run):\n");
