@@ -3,7 +3,7 @@
 //! measured in the same run. `just bench` runs it.
 //!
 //! ```text
-//! filecache-bench [--quick] [--dir DIR] [--out DIR] [--keys N] [--rounds N] [--no-scale]
+//! filecache-bench [--quick] [--dir DIR] [--out DIR] [--keys N] [--rounds N] [--no-scale] [--scale-only]
 //! ```
 //! Results go to `DIR/results.json`, `DIR/results.md` and `DIR/bench.svg`
 //! (default `target/bench`). Method, for every value size (100 B, 4 KiB): all
@@ -54,6 +54,8 @@ pub struct Settings {
     pub rounds: usize,
     /// Whether to run the scale benchmark (10k → 100k → 1M entries).
     pub scale: bool,
+    /// Whether to run only the scale benchmark and the eviction order.
+    pub scale_only: bool,
     /// Largest scale.
     pub scale_max: usize,
 }
@@ -66,6 +68,7 @@ fn settings() -> Result<Settings, String> {
         durable_keys: 1_000,
         rounds: 5,
         scale: true,
+        scale_only: false,
         scale_max: 1_000_000,
     };
     let mut args = std::env::args().skip(1);
@@ -83,6 +86,7 @@ fn settings() -> Result<Settings, String> {
             "--keys" => s.keys = value()?.parse().map_err(|e| format!("--keys: {e}"))?,
             "--rounds" => s.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--no-scale" => s.scale = false,
+            "--scale-only" => s.scale_only = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -101,12 +105,14 @@ fn main() {
     let _ = std::fs::remove_dir_all(&settings.dir);
     let runtime = CacheRuntime::new(HostConfig::default()).expect("load the component");
     let mut results = Results::new(&settings);
-    for size in [100, 4096] {
-        eprintln!("bench: {size}-byte values, {} keys", settings.keys);
-        suite(&runtime, &settings, size, &mut results);
+    if !settings.scale_only {
+        for size in [100, 4096] {
+            eprintln!("bench: {size}-byte values, {} keys", settings.keys);
+            suite(&runtime, &settings, size, &mut results);
+        }
+        eprintln!("bench: fresh instances");
+        fresh_instances(&runtime, &settings, &mut results);
     }
-    eprintln!("bench: fresh instances");
-    fresh_instances(&runtime, &settings, &mut results);
     if settings.scale {
         scale::run(&settings, &mut results);
     }
