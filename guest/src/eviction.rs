@@ -54,7 +54,8 @@ use crate::recency::{RecencyIndex, Record};
 
 /// The shortest span after which `get` refreshes an entry's last-use time.
 pub const TOUCH_INTERVAL: Duration = Duration::from_millis(100);
-/// Below this many entries, a handle that knows no entry learns them all.
+/// Below this many entries, a handle's first eviction learns every entry (a
+/// whole sweep at once).
 pub const EXHAUSTIVE_BELOW: i64 = 1024;
 /// Most entries one write evicts.
 pub const MAX_EVICTIONS_PER_WRITE: u64 = 4;
