@@ -119,6 +119,8 @@ fn main() {
     eprintln!("bench: eviction order");
     order::run(&settings, &mut results);
     results.elapsed_s = started.elapsed().as_secs_f64();
+    // The caches (in RAM under `just bench`) are scratch: gone with the run.
+    let _ = std::fs::remove_dir_all(&settings.dir);
     report::write(&settings, &results);
     print!("{}", report::markdown(&results));
     eprintln!("bench: done in {:.0?}", started.elapsed());

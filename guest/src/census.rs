@@ -108,6 +108,22 @@ pub struct Size {
 }
 
 impl Size {
+    /// One entry file of `bytes` bytes.
+    pub fn entry(bytes: u64) -> Self {
+        Self {
+            entries: 1,
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The opposite change.
+    pub fn negated(self) -> Self {
+        Self {
+            entries: -self.entries,
+            bytes: -self.bytes,
+        }
+    }
+
     fn plus(self, other: Self) -> Self {
         Self {
             entries: self.entries + other.entries,
@@ -323,9 +339,10 @@ impl Census {
     /// the next recount).
     pub fn cleared(&mut self, layout: &Layout) {
         self.pending = Size {
-            entries: -self.shared.entries,
-            bytes: -self.shared.bytes,
-        };
+            entries: self.shared.entries,
+            bytes: self.shared.bytes,
+        }
+        .negated();
         self.recounted = None;
         self.pass = None;
         let _ = self.flush_setting_zero(layout);
@@ -436,10 +453,7 @@ impl Census {
         let now = self.size();
         let (mut entries, mut bytes) = (0.0, 0.0);
         for count in &pass.counts {
-            let moved = now.plus(Size {
-                entries: -count.size_then.entries,
-                bytes: -count.size_then.bytes,
-            });
+            let moved = now.plus(count.size_then.negated());
             entries += count.entries as f64 + moved.entries as f64 / SHARDS as f64;
             bytes += count.bytes as f64 + moved.bytes as f64 / SHARDS as f64;
         }
@@ -642,10 +656,7 @@ mod tests {
         };
         let mut census = Census::open(&layout, Duration::from_secs(10), flush_every).expect("open");
         let created = census.shared.reconciled_at;
-        let one = Size {
-            entries: 1,
-            bytes: VALUE.len() as i64,
-        };
+        let one = Size::entry(VALUE.len() as u64);
         // Through ten passes, every fourth write adds a new entry and removes
         // the oldest beyond LIVE; the others replace an entry.
         let mut live = VecDeque::new();
@@ -659,10 +670,7 @@ mod tests {
             }
             if live.len() > LIVE {
                 fs::remove_file(live.pop_front().expect("oldest")).expect("remove entry");
-                census.record(Size {
-                    entries: -one.entries,
-                    bytes: -one.bytes,
-                });
+                census.record(one.negated());
             }
             census.after_write(&layout).expect("after write");
         }

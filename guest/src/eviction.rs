@@ -160,10 +160,7 @@ impl Evictor {
     /// Records that an entry of `size` bytes was removed.
     pub fn after_remove(&self, size: u64) {
         let mut state = self.lock();
-        state.census.record(Size {
-            entries: -1,
-            bytes: -(size as i64),
-        });
+        state.census.record(Size::entry(size).negated());
         state.census.after_remove(&self.layout);
     }
 
@@ -224,10 +221,7 @@ impl Evictor {
                 continue;
             };
             if let Some(size) = self.remove_unless_used(state, &victim)? {
-                state.census.record(Size {
-                    entries: -1,
-                    bytes: -(size as i64),
-                });
+                state.census.record(Size::entry(size).negated());
                 if victim.expires_ms <= now {
                     removed.expired += 1;
                 } else {

@@ -35,6 +35,20 @@ fn entry_path(dir: &Path, key: &str) -> PathBuf {
 }
 
 /// Entry files on disk, counted independently of the cache's own scan.
+/// Inserts `{prefix}{i}` → `value`, never expiring, for every `i` in `range`.
+fn insert_keys(
+    cache: &mut impl CacheUnderTest,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    value: &[u8],
+) {
+    for i in range {
+        cache
+            .insert(&format!("{prefix}{i}"), value, Expiry::Never)
+            .expect("insert");
+    }
+}
+
 fn entry_files_on_disk(dir: &Path) -> usize {
     let Ok(shards) = fs::read_dir(dir) else {
         return 0;
@@ -502,11 +516,7 @@ pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
 pub fn clear_leaves_foreign_files<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let mut cache = open(backend, dir.path());
-    for i in 0..20 {
-        cache
-            .insert(&format!("k{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "k", 0..20, b"v");
     let shard = entry_path(dir.path(), "k0")
         .parent()
         .expect("shard")
@@ -1121,21 +1131,13 @@ pub fn expired_entries_are_evicted_before_live_ones<B: Backend>(backend: &B) {
 pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
-    for i in 0..40 {
-        cache
-            .insert(&format!("k{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "k", 0..40, b"v");
     // Older than the touch interval, so that reading them counts as a use.
     sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
     for i in 0..20 {
         assert!(cache.get(&format!("k{i}")).expect("get").is_some());
     }
-    for i in 0..20 {
-        cache
-            .insert(&format!("n{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "n", 0..20, b"v");
     let survivors: Vec<usize> = (0..40)
         .filter(|i| entry_path(dir.path(), &format!("k{i}")).exists())
         .collect();
@@ -1156,20 +1158,12 @@ pub fn least_recently_used_are_evicted_first_in_a_sampled_cache<B: Backend>(back
     const NEW: usize = 300;
     let dir = fresh_dir();
     let mut cache = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
-    for i in 0..LIMIT {
-        cache
-            .insert(&format!("k{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "k", 0..LIMIT, b"v");
     sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
     for i in 0..HOT {
         assert!(cache.get(&format!("k{i}")).expect("get").is_some());
     }
-    for i in 0..NEW {
-        cache
-            .insert(&format!("n{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "n", 0..NEW, b"v");
     let mut alive = |keys: &mut dyn Iterator<Item = String>| {
         keys.filter(|key| cache.contains_key(key).expect("contains"))
             .count()
@@ -1198,11 +1192,7 @@ pub fn stats_are_exact_for_a_scripted_workload<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let mut cache = open_with(backend, dir.path(), &bounded(Some(5), None));
     let past = SystemTime::now() - Duration::from_secs(1);
-    for i in 0..5 {
-        cache
-            .insert(&format!("k{i}"), b"12345", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "k", 0..5, b"12345");
     cache.get("k0").expect("hit");
     cache.get("k1").expect("hit");
     cache.get("absent").expect("miss");
@@ -1213,11 +1203,7 @@ pub fn stats_are_exact_for_a_scripted_workload<B: Backend>(backend: &B) {
     let path = entry_path(dir.path(), "k3");
     fs::write(&path, b"damaged").expect("damage k3");
     cache.get("k3").expect("miss: damaged, removed");
-    for i in 5..9 {
-        cache
-            .insert(&format!("k{i}"), b"12345", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "k", 5..9, b"12345");
     let stats = cache.stats().expect("stats");
     assert_eq!(
         (
@@ -1297,18 +1283,10 @@ pub fn zero_limits_are_refused<B: Backend>(backend: &B) {
 pub fn a_drifted_count_is_corrected_by_a_recount<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let mut cache = open_with(backend, dir.path(), &bounded(Some(100), None));
-    for i in 0..60 {
-        cache
-            .insert(&format!("k{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "k", 0..60, b"v");
     {
         let mut unbounded = open(backend, dir.path());
-        for i in 0..100 {
-            unbounded
-                .insert(&format!("unreported{i}"), b"v", Expiry::Never)
-                .expect("insert");
-        }
+        insert_keys(&mut unbounded, "unreported", 0..100, b"v");
     }
     assert_eq!(entry_files_on_disk(dir.path()), 160);
     assert_eq!(cache.approx_size().expect("size"), 60, "not noticed yet");
@@ -1339,11 +1317,7 @@ pub fn removals_are_reported_to_the_other_handles<B: Backend>(backend: &B) {
     const LIMIT: usize = 512;
     let dir = fresh_dir();
     let mut writer = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
-    for i in 0..LIMIT {
-        writer
-            .insert(&format!("k{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut writer, "k", 0..LIMIT, b"v");
     let mut remover = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
     for i in 0..100 {
         remover.remove(&format!("k{i}")).expect("remove");
@@ -1351,11 +1325,7 @@ pub fn removals_are_reported_to_the_other_handles<B: Backend>(backend: &B) {
     // The writer reads the shared count at its next report (every F changes or
     // 100 ms): wait out the age, then refill the room the removals made.
     sleep(filecache::census::FLUSH_AGE + Duration::from_millis(20));
-    for i in 0..100 {
-        writer
-            .insert(&format!("new{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut writer, "new", 0..100, b"v");
     let evicted = writer.stats().expect("stats").evicted;
     assert!(
         evicted <= 2,
@@ -1371,18 +1341,10 @@ pub fn limit_set_on_a_full_cache_evicts_down_to_it<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     {
         let mut unbounded = open(backend, dir.path());
-        for i in 0..30 {
-            unbounded
-                .insert(&format!("old{i}"), b"v", Expiry::Never)
-                .expect("insert");
-        }
+        insert_keys(&mut unbounded, "old", 0..30, b"v");
     }
     let mut cache = open_with(backend, dir.path(), &bounded(Some(20), None));
-    for i in 0..5 {
-        cache
-            .insert(&format!("new{i}"), b"v", Expiry::Never)
-            .expect("insert");
-    }
+    insert_keys(&mut cache, "new", 0..5, b"v");
     assert_eq!(
         entry_files_on_disk(dir.path()),
         20,
