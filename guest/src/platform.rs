@@ -546,13 +546,11 @@ fn unix_time(seconds: impl Into<i64>, nanos: impl Into<i64>) -> SystemTime {
 
 #[cfg(not(unix))]
 impl DirHandle {
-    /// "Opens" the directory `path`: checks that it is one.
+    /// The directory `path`, reached by path: nothing to open, and no call
+    /// made (callers have just listed it; a directory gone since shows as
+    /// `NotFound` at the first `stat`).
     pub fn open(path: &Path) -> io::Result<Self> {
-        if std::fs::metadata(path)?.is_dir() {
-            Ok(Self::by_path(path.to_path_buf()))
-        } else {
-            Err(io::Error::from(io::ErrorKind::NotADirectory))
-        }
+        Ok(Self::by_path(path.to_path_buf()))
     }
 
     /// `stat`s the file `name` in the directory.

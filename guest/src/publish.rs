@@ -30,10 +30,11 @@ const SINGLE_WRITE_LIMIT: usize = 64 * 1024;
 /// Writes the entry `key` → `value` (expiring at `expires_at`, Unix ms) as the
 /// entry for `hash`, atomically.
 ///
+/// Returns the entry file's modification time (its last use, for eviction).
+///
 /// # Errors
 /// An I/O error (or [`Error::StorageFull`]); the previous entry is then untouched
 /// and no temporary file is left behind.
-/// Returns the entry file's modification time (its last use, for eviction).
 pub fn publish(
     layout: &Layout,
     hash: &KeyHash,
@@ -115,8 +116,6 @@ pub fn stage<'a>(
 
 impl Staged<'_> {
     /// Renames the temporary file over the entry: from now on readers see it.
-    ///
-    /// # Errors
     /// Returns the entry file's modification time.
     ///
     /// # Errors
