@@ -48,7 +48,7 @@
 //! counted at `open`: shards are listed until [`FIRST_CENSUS_NAMES`] names were
 //! seen — all of a small cache — and the rest extrapolated.
 //!
-//! Listings `stat` a few entries (see [`Sample`]) for the mean size. The evictor
+//! Listings `stat` a few entries for the mean size. The evictor
 //! takes its candidates from a sweep of its own, which starts at a shard drawn
 //! at random ([`Census::candidates`]): were they taken from the recount's
 //! listings, each shard would be evicted from just after it was counted, and
@@ -57,11 +57,11 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
 use crate::exclusion::{self, LockPolicy};
-use crate::format::{self, CensusRecord, NEVER};
+use crate::format::{self, CensusRecord};
 use crate::layout::{self, KeyHash, Layout};
 use crate::options::now_ms;
 use crate::platform::{self, DirHandle, NewFile};
@@ -128,40 +128,6 @@ impl Size {
         Self {
             entries: self.entries + other.entries,
             bytes: self.bytes + other.bytes,
-        }
-    }
-}
-
-/// An entry file as one `stat` saw it: all the evictor needs to judge it.
-#[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    /// Its key hash (its file name).
-    pub hash: KeyHash,
-    /// Last use (modification time).
-    pub used: SystemTime,
-    /// Expiry, Unix ms (from the access-time hint).
-    pub expires_ms: u64,
-    /// File size.
-    pub size: u64,
-}
-
-impl Sample {
-    /// The sample of entry `hash` whose file `stat` gave `stat`.
-    pub fn from_stat(hash: KeyHash, stat: &platform::FileStat) -> Self {
-        Self {
-            hash,
-            used: stat.modified,
-            expires_ms: stat.accessed.map_or(NEVER, format::expiry_from_hint),
-            size: stat.len,
-        }
-    }
-
-    /// What the evictor's index keeps of it.
-    pub fn record(&self) -> Record {
-        Record {
-            hash: self.hash,
-            used: self.used,
-            expires_ms: self.expires_ms,
         }
     }
 }
@@ -355,7 +321,7 @@ impl Census {
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
-    pub fn candidates(&mut self, layout: &Layout, count: usize) -> Result<Vec<Sample>> {
+    pub fn candidates(&mut self, layout: &Layout, count: usize) -> Result<Vec<Record>> {
         let mut samples = Vec::with_capacity(count);
         let mut listings = 0;
         while samples.len() < count {
@@ -408,7 +374,7 @@ impl Census {
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
-    pub fn sample_everything(&mut self, layout: &Layout) -> Result<Vec<Sample>> {
+    pub fn sample_everything(&mut self, layout: &Layout) -> Result<Vec<Record>> {
         self.swept += SHARDS as u64;
         let mut samples = Vec::new();
         for (index, _) in scan::shards(layout)? {
@@ -618,8 +584,8 @@ fn open_shard(layout: &Layout, shard: u8) -> Result<Option<(DirHandle, Vec<Strin
     }
 }
 
-/// `stat`s the entry file `name` of `dir` into a sample; `None` if it is gone.
-fn probe(dir: &DirHandle, name: &str) -> Result<Option<Sample>> {
+/// `stat`s the entry file `name` of `dir` into a record; `None` if it is gone.
+fn probe(dir: &DirHandle, name: &str) -> Result<Option<Record>> {
     let Some(hash) = KeyHash::from_hex(name) else {
         return Ok(None); // listings hold entry names only
     };
@@ -628,7 +594,7 @@ fn probe(dir: &DirHandle, name: &str) -> Result<Option<Sample>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read metadata", &dir.path().join(name), e)),
     };
-    Ok(Some(Sample::from_stat(hash, &stat)))
+    Ok(Some(Record::from_stat(hash, &stat)))
 }
 
 #[cfg(test)]

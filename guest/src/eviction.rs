@@ -31,11 +31,13 @@
 //! written by others in LRU order once its sweep has seen them.
 //!
 //! A record can be stale: another handle may have read, replaced or removed
-//! the entry since. So a victim is `stat`ed again just before it is removed
-//! (unless it was `stat`ed during this very write), and spared — its record
-//! replaced by the fresh one — if it was used since. Only entry files (64-hex
-//! names in shard directories) are ever removed: never temporary files being
-//! written, never foreign files.
+//! the entry since. So a victim is `stat`ed again just before it is removed,
+//! and spared — its record replaced by the new one — if it was used since;
+//! unless its record is recent against how long the entry had been idle then
+//! (see [`TRUST_DIVISOR`]): an entry idle for an hour when it was `stat`ed a
+//! minute ago is taken as idle still, as LRU itself assumes. Only entry files
+//! (64-hex names in shard directories) are ever removed: never temporary
+//! files being written, never foreign files.
 //!
 //! An eviction that fails (a permission problem, say) does not fail the write
 //! that triggered it — that write succeeded; it is tried again at the next
@@ -43,9 +45,9 @@
 
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::census::{Census, Sample, Size};
+use crate::census::{Census, Size};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::options::{Options, now_ms};
@@ -73,6 +75,11 @@ pub const LEARN_PER_EVICTION_SWEPT: usize = 1;
 pub const SHORT_INDEX: usize = 256;
 /// Entries `stat`ed before each choice while the index is short.
 pub const LEARN_WHILE_SHORT: usize = 8;
+/// A victim whose record was made (by a `stat`) within a `TRUST_DIVISOR`th of
+/// the time the entry had then been idle is removed without a second `stat`.
+/// A record of the handle's own write, made as the entry was used, is never
+/// trusted so: another handle may have read the entry since.
+pub const TRUST_DIVISOR: u32 = 4;
 /// Largest number of changes a handle keeps unreported.
 const MAX_FLUSH_EVERY: u64 = 32;
 
@@ -98,9 +105,6 @@ pub struct Evictor {
 struct State {
     census: Census,
     index: RecencyIndex,
-    /// Entries `stat`ed during the current write: a victim among them is not
-    /// `stat`ed again.
-    fresh: Vec<Sample>,
 }
 
 impl Evictor {
@@ -128,7 +132,6 @@ impl Evictor {
             state: Mutex::new(State {
                 census,
                 index: RecencyIndex::default(),
-                fresh: Vec::new(),
             }),
         }))
     }
@@ -152,9 +155,7 @@ impl Evictor {
         });
         state.index.learn(written);
         state.census.after_write(&self.layout)?;
-        let removed = self.evict(&mut state);
-        state.fresh.clear();
-        removed
+        self.evict(&mut state)
     }
 
     /// Records that an entry of `size` bytes was removed.
@@ -200,7 +201,7 @@ impl Evictor {
                 break; // nothing evictable in sight: the census is ahead of the disk
             }
             learning += 1;
-            let samples =
+            let learned =
                 if !state.census.swept_once() && state.census.size().entries < EXHAUSTIVE_BELOW {
                     state.census.sample_everything(&self.layout)?
                 } else {
@@ -213,10 +214,9 @@ impl Evictor {
                     };
                     state.census.candidates(&self.layout, count)?
                 };
-            for sample in &samples {
-                state.index.learn(sample.record());
+            for record in learned {
+                state.index.learn(record);
             }
-            state.fresh.extend(samples);
             let Some(victim) = state.index.take_most_evictable(now) else {
                 continue;
             };
@@ -234,8 +234,8 @@ impl Evictor {
 
     /// Removes `victim`'s file unless it is gone or was used (or replaced)
     /// since the record was made — then its record is replaced by what the
-    /// `stat` said; the size of the file removed, if it was. A victim `stat`ed
-    /// during this write is not `stat`ed again: microseconds ago is as good as now.
+    /// `stat` said; the size of the file removed, if it was. A record recent
+    /// enough (see [`TRUST_DIVISOR`]) is taken as true without a `stat`.
     fn remove_unless_used(&self, state: &mut State, victim: &Record) -> Result<Option<u64>> {
         let shard = victim.hash.shard();
         let name = victim.hash.hex();
@@ -248,22 +248,18 @@ impl Evictor {
             }
         };
         let path = || dir.path().join(&name);
-        let fresh = state
-            .fresh
-            .iter()
-            .find(|sample| sample.hash == victim.hash && sample.used == victim.used);
-        let size = match fresh {
-            Some(sample) => sample.size,
-            None => match dir.stat(&name) {
+        let size = if still_trusted(victim, SystemTime::now()) {
+            victim.size
+        } else {
+            match dir.stat(&name) {
                 Ok(stat) if stat.modified > victim.used => {
-                    let now = Sample::from_stat(victim.hash, &stat);
-                    state.index.learn(now.record());
+                    state.index.learn(Record::from_stat(victim.hash, &stat));
                     return Ok(None);
                 }
                 Ok(stat) => stat.len,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(Error::io("read metadata", &path(), e)),
-            },
+            }
         };
         match dir.remove(&name) {
             Ok(()) => Ok(Some(size)),
@@ -273,8 +269,48 @@ impl Evictor {
     }
 }
 
+/// Whether `record` is recent enough, at `now`, to be acted on without a new
+/// `stat`: made within a [`TRUST_DIVISOR`]th of the time the entry had then
+/// been idle.
+fn still_trusted(record: &Record, now: SystemTime) -> bool {
+    let since = now.duration_since(record.seen).unwrap_or(Duration::MAX);
+    let idle = record.seen.duration_since(record.used).unwrap_or_default();
+    since.saturating_mul(TRUST_DIVISOR) < idle
+}
+
 impl Drop for Evictor {
     fn drop(&mut self) {
         self.lock().census.flush_now(&self.layout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::NEVER;
+    use crate::layout::KeyHash;
+
+    fn seen(used_s: u64, seen_s: u64) -> Record {
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        Record {
+            hash: KeyHash::of("k"),
+            used: at(used_s),
+            expires_ms: NEVER,
+            seen: at(seen_s),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn a_record_is_trusted_for_a_fraction_of_the_idle_time_it_saw() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
+        // Idle for an hour when seen a minute ago: still idle.
+        assert!(still_trusted(&seen(10_000 - 3_660, 10_000 - 60), now));
+        // Seen longer ago than a quarter of that hour: `stat` again.
+        assert!(!still_trusted(&seen(10_000 - 4_600, 10_000 - 1_000), now));
+        // The handle's own write: used as it was seen, never trusted.
+        assert!(!still_trusted(&seen(9_999, 9_999), now));
+        // Seen "after" now (the clock went back): not trusted.
+        assert!(!still_trusted(&seen(5_000, 10_001), now));
     }
 }

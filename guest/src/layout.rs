@@ -73,6 +73,13 @@ impl KeyHash {
         Some(Self(bytes))
     }
 
+    /// The first 8 bytes of the hash, as a number.
+    pub fn prefix(&self) -> u64 {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(bytes)
+    }
+
     /// The index of the entry's shard directory (the first byte of the hash).
     pub fn shard(&self) -> u8 {
         self.0[0]

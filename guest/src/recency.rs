@@ -1,29 +1,32 @@
 //! What a bounded handle knows of the entries' last use and expiry: the index
 //! the evictor picks its victims from (see [`crate::eviction`]).
 //!
-//! A record is what one `stat` (or the handle's own write) said of an entry:
-//! its hash, its last use (the file's modification time) and its expiry. The
-//! index keeps records in two orders — by last use, and by expiry for entries
-//! that expire — so that the most evictable one (expired first, then least
-//! recently used) comes out in O(log n). Records go stale: another handle may
-//! read, replace or remove the entry. The evictor `stat`s a victim again before
-//! removing it and hands a record that turned out stale back with what the
-//! `stat` said, so the index only ever steers the choice, and never causes a
-//! wrong removal.
+//! A record is what one `stat` (or the handle's own write) said of an entry,
+//! and when: its hash, its last use (the file's modification time), its
+//! expiry and its size. The index keeps records in two orders — by last use,
+//! and by expiry for entries that expire — so that the most evictable one
+//! (expired first, then least recently used) comes out in O(log n). Records
+//! go stale: another handle may read, replace or remove the entry. The
+//! evictor judges from a record's age whether to `stat` a victim again before
+//! removing it, and hands a record that turned out stale back with what the
+//! `stat` said.
 //!
-//! It holds at most [`MAX_RECORDS`] records (about 56 bytes each plus the
-//! B-tree's overhead: ~5 MB when full). When full, a newer record replaces the
-//! most recently used one only if it is older than that, so the index keeps the
-//! oldest entries it has seen.
+//! It holds one record per entry — learning an entry again replaces its
+//! record, so that a record the handle knows to be stale (its own write
+//! since, say) is never acted on — and at most [`MAX_RECORDS`] of them (a hash
+//! table of 65 536 slots of 88 bytes, plus the two B-trees: ~8 MB when full).
+//! When full, a newer record replaces the most recently used one only if it
+//! is older than that, so the index keeps the oldest entries it has seen.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use crate::format::NEVER;
+use crate::format::{self, NEVER};
 use crate::layout::KeyHash;
+use crate::platform::FileStat;
 
-/// Most records kept.
-pub const MAX_RECORDS: usize = 65_536;
+/// Most records kept: as many as fill a hash table of 65 536 slots.
+pub const MAX_RECORDS: usize = 57_344;
 
 /// What the index knows of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,81 +37,97 @@ pub struct Record {
     pub used: SystemTime,
     /// Its expiry, Unix ms ([`NEVER`] if it does not expire).
     pub expires_ms: u64,
+    /// When this was seen to be so: the time of the `stat`, or of the write.
+    pub seen: SystemTime,
+    /// The size of its file, bytes.
+    pub size: u64,
 }
 
-/// Records of entries, most evictable first.
+impl Record {
+    /// The record of entry `hash` whose file a `stat` just now found as `stat`.
+    pub fn from_stat(hash: KeyHash, stat: &FileStat) -> Self {
+        Self {
+            hash,
+            used: stat.modified,
+            expires_ms: stat.accessed.map_or(NEVER, format::expiry_from_hint),
+            seen: SystemTime::now(),
+            size: stat.len,
+        }
+    }
+}
+
+/// Where a record is filed: the first 8 bytes of its entry's hash. Two
+/// entries that share them (one chance in 2^64 per pair) share a record: a
+/// hint is lost, nothing worse.
+type Slot = u64;
+
+/// Records of entries, one per entry, most evictable first.
 #[derive(Debug, Default)]
 pub struct RecencyIndex {
-    by_use: BTreeSet<(SystemTime, u64, KeyHash)>,
-    by_expiry: BTreeSet<(u64, SystemTime, KeyHash)>,
+    records: HashMap<Slot, Record>,
+    by_use: BTreeSet<(SystemTime, Slot)>,
+    by_expiry: BTreeSet<(u64, SystemTime, Slot)>,
 }
 
 impl RecencyIndex {
     /// Records kept.
     pub fn len(&self) -> usize {
-        self.by_use.len()
+        self.records.len()
     }
 
     /// Whether it knows no entry.
     pub fn is_empty(&self) -> bool {
-        self.by_use.is_empty()
+        self.records.is_empty()
     }
 
     /// Forgets every record (after `clear`).
     pub fn clear(&mut self) {
+        self.records.clear();
         self.by_use.clear();
         self.by_expiry.clear();
     }
 
-    /// Adds a record. When the index is full it takes the place of the most
-    /// recently used record, if it is older than that; else it is dropped.
+    /// Adds a record, in place of the entry's previous one. When the index is
+    /// full it takes the place of the most recently used record, if it is
+    /// older than that; else it is dropped.
     pub fn learn(&mut self, record: Record) {
-        if self.by_use.len() >= MAX_RECORDS {
+        let slot = record.hash.prefix();
+        self.forget(slot);
+        if self.records.len() >= MAX_RECORDS {
             match self.by_use.last() {
-                Some(&(used, _, _)) if record.used < used => {
-                    if let Some(youngest) = self.by_use.pop_last() {
-                        self.forget_expiry(youngest);
-                    }
+                Some(&(used, youngest)) if record.used < used => {
+                    self.forget(youngest);
                 }
                 _ => return,
             }
         }
-        self.by_use
-            .insert((record.used, record.expires_ms, record.hash));
+        self.records.insert(slot, record);
+        self.by_use.insert((record.used, slot));
         if record.expires_ms != NEVER {
             self.by_expiry
-                .insert((record.expires_ms, record.used, record.hash));
+                .insert((record.expires_ms, record.used, slot));
         }
     }
 
     /// Takes out the most evictable record at `now_ms`: the one that expired
     /// first if any has expired, else the least recently used.
     pub fn take_most_evictable(&mut self, now_ms: u64) -> Option<Record> {
-        if let Some(&(expires_ms, used, hash)) = self.by_expiry.first()
-            && expires_ms <= now_ms
-        {
-            self.by_expiry.pop_first();
-            self.by_use.remove(&(used, expires_ms, hash));
-            return Some(Record {
-                hash,
-                used,
-                expires_ms,
-            });
-        }
-        let oldest = self.by_use.pop_first()?;
-        self.forget_expiry(oldest);
-        let (used, expires_ms, hash) = oldest;
-        Some(Record {
-            hash,
-            used,
-            expires_ms,
-        })
+        let slot = match self.by_expiry.first() {
+            Some(&(expires_ms, _, slot)) if expires_ms <= now_ms => slot,
+            _ => self.by_use.first()?.1,
+        };
+        self.forget(slot)
     }
 
-    fn forget_expiry(&mut self, (used, expires_ms, hash): (SystemTime, u64, KeyHash)) {
-        if expires_ms != NEVER {
-            self.by_expiry.remove(&(expires_ms, used, hash));
+    /// Takes out the record in `slot`, if any.
+    fn forget(&mut self, slot: Slot) -> Option<Record> {
+        let record = self.records.remove(&slot)?;
+        self.by_use.remove(&(record.used, slot));
+        if record.expires_ms != NEVER {
+            self.by_expiry
+                .remove(&(record.expires_ms, record.used, slot));
         }
+        Some(record)
     }
 }
 
@@ -123,6 +142,8 @@ mod tests {
             hash: KeyHash::of(key),
             used: SystemTime::UNIX_EPOCH + Duration::from_secs(used_s),
             expires_ms,
+            seen: SystemTime::UNIX_EPOCH + Duration::from_secs(used_s),
+            size: 10,
         }
     }
 
@@ -139,6 +160,21 @@ mod tests {
         assert_eq!(order.iter().map(|r| r.hash).collect::<Vec<_>>(), expected);
         assert!(index.is_empty());
         assert!(index.by_expiry.is_empty());
+    }
+
+    #[test]
+    fn learning_an_entry_again_replaces_its_record() {
+        let mut index = RecencyIndex::default();
+        index.learn(record("a", 10, 20_000));
+        index.learn(record("b", 20, NEVER));
+        index.learn(record("a", 30, NEVER));
+        assert_eq!(index.len(), 2);
+        assert!(index.by_expiry.is_empty(), "a's expiring record is gone");
+        let order: Vec<Record> = std::iter::from_fn(|| index.take_most_evictable(40_000)).collect();
+        assert_eq!(
+            order.iter().map(|r| (r.hash, r.used)).collect::<Vec<_>>(),
+            [("b", 20), ("a", 30)].map(|(key, s)| (KeyHash::of(key), record(key, s, NEVER).used)),
+        );
     }
 
     #[test]

@@ -369,6 +369,8 @@ impl FileStore {
                 hash: *hash,
                 used: written_at,
                 expires_ms: written.expires_at,
+                seen: written_at,
+                size: written.file_len(),
             },
             replaced,
             written.file_len(),

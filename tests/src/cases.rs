@@ -1149,6 +1149,33 @@ pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
     assert_eq!(cache.stats().expect("stats").evicted, 20);
 }
 
+/// An entry the handle writes again is as new as any: the evictor's earlier
+/// record of it (idle, and recent enough to be acted on without a second
+/// `stat`, see [`filecache::eviction::TRUST_DIVISOR`]) must not make it the
+/// next victim.
+pub fn an_entry_written_again_is_not_evicted_on_its_old_record<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
+    insert_keys(&mut cache, "k", 0..40, b"v");
+    sleep(Duration::from_millis(800));
+    // The first eviction learns every entry, idle for 800 ms: records trusted
+    // for the next 200 ms.
+    cache.insert("n0", b"v", Expiry::Never).expect("insert");
+    cache
+        .insert("k1", b"new value", Expiry::Never)
+        .expect("insert");
+    cache.insert("n1", b"v", Expiry::Never).expect("insert");
+    assert_eq!(
+        cache.get("k1").expect("get").as_deref(),
+        Some(&b"new value"[..]),
+        "the entry written again survives"
+    );
+    let gone: Vec<usize> = (0..40)
+        .filter(|i| !entry_path(dir.path(), &format!("k{i}")).exists())
+        .collect();
+    assert_eq!(gone.len(), 2, "two entries made room: {gone:?}");
+}
+
 /// Above [`filecache::eviction::EXHAUSTIVE_BELOW`] entries the evictor samples:
 /// entries read recently and entries just written survive, and the oldest
 /// make most of the room.
