@@ -238,7 +238,8 @@ impl Evictor {
     /// enough (see [`TRUST_DIVISOR`]) is taken as true without a `stat`.
     fn remove_unless_used(&self, state: &mut State, victim: &Record) -> Result<Option<u64>> {
         let shard = victim.hash.shard();
-        let name = victim.hash.hex();
+        let file_name = victim.hash.file_name();
+        let name = file_name.as_str();
         let by_path;
         let dir = match state.census.listed_dir(shard) {
             Some(dir) => dir,
@@ -247,11 +248,11 @@ impl Evictor {
                 &by_path
             }
         };
-        let path = || dir.path().join(&name);
+        let path = || dir.path().join(name);
         let size = if still_trusted(victim, SystemTime::now()) {
             victim.size
         } else {
-            match dir.stat(&name) {
+            match dir.stat(name) {
                 Ok(stat) if stat.modified > victim.used => {
                     state.index.learn(Record::from_stat(victim.hash, &stat));
                     return Ok(None);
@@ -261,7 +262,7 @@ impl Evictor {
                 Err(e) => return Err(Error::io("read metadata", &path(), e)),
             }
         };
-        match dir.remove(&name) {
+        match dir.remove(name) {
             Ok(()) => Ok(Some(size)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("remove evicted entry", &path(), e)),

@@ -75,9 +75,7 @@ impl KeyHash {
 
     /// The first 8 bytes of the hash, as a number.
     pub fn prefix(&self) -> u64 {
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(&self.0[..8]);
-        u64::from_le_bytes(bytes)
+        u64::from_le_bytes(first_eight(&self.0))
     }
 
     /// The index of the entry's shard directory (the first byte of the hash).
@@ -87,11 +85,30 @@ impl KeyHash {
 
     /// The 64-character lower-case hex form: the entry's file name.
     pub fn hex(&self) -> String {
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            push_hex(&mut out, u64::from(byte), 2);
+        self.file_name().as_str().to_owned()
+    }
+
+    /// The entry's file name (its hex form), without allocating.
+    pub fn file_name(&self) -> EntryName {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut name = [0u8; 64];
+        for (pair, byte) in name.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
         }
-        out
+        EntryName(name)
+    }
+}
+
+/// An entry's file name held inline: see [`KeyHash::file_name`].
+#[derive(Debug, Clone, Copy)]
+pub struct EntryName([u8; 64]);
+
+impl EntryName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 

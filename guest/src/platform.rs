@@ -483,18 +483,17 @@ impl DirHandle {
         let Some(dir) = &self.dir else {
             return std::fs::symlink_metadata(self.path.join(name)).map(|meta| FileStat::of(&meta));
         };
-        let name = c_name(name)?;
         let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: the descriptor is open while `self` lives, `name` is a
         // NUL-terminated string, and `stat` is writable memory of the right type.
-        let status = unsafe {
+        let status = with_c_name(name, |name| unsafe {
             libc::fstatat(
                 dir.as_raw_fd(),
-                name.as_ptr(),
+                name,
                 stat.as_mut_ptr(),
                 libc::AT_SYMLINK_NOFOLLOW,
             )
-        };
+        })?;
         if status != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -513,10 +512,11 @@ impl DirHandle {
         let Some(dir) = &self.dir else {
             return std::fs::remove_file(self.path.join(name));
         };
-        let name = c_name(name)?;
         // SAFETY: the descriptor is open while `self` lives and `name` is a
         // NUL-terminated string.
-        let status = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+        let status = with_c_name(name, |name| unsafe {
+            libc::unlinkat(dir.as_raw_fd(), name, 0)
+        })?;
         if status == 0 {
             Ok(())
         } else {
@@ -525,9 +525,21 @@ impl DirHandle {
     }
 }
 
+/// Calls `call` with `name` as a NUL-terminated string, copied on the stack
+/// when short (entry names are 64 bytes): no allocation per call.
 #[cfg(unix)]
-fn c_name(name: &str) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+fn with_c_name<T>(name: &str, call: impl FnOnce(*const libc::c_char) -> T) -> io::Result<T> {
+    let invalid = || io::Error::from(io::ErrorKind::InvalidInput);
+    if name.as_bytes().contains(&0) {
+        return Err(invalid());
+    }
+    let mut buffer = [0u8; 128];
+    if name.len() < buffer.len() {
+        buffer[..name.len()].copy_from_slice(name.as_bytes());
+        return Ok(call(buffer.as_ptr().cast()));
+    }
+    let name = std::ffi::CString::new(name).map_err(|_| invalid())?;
+    Ok(call(name.as_ptr()))
 }
 
 /// The time `seconds` + `nanos` after (or, `seconds` negative, around) the Unix epoch.

@@ -14,11 +14,13 @@
 //! It holds one record per entry — learning an entry again replaces its
 //! record, so that a record the handle knows to be stale (its own write
 //! since, say) is never acted on — and at most [`MAX_RECORDS`] of them (a hash
-//! table of 65 536 slots of 88 bytes, plus the two B-trees: ~8 MB when full).
+//! table of 65 536 slots of 88 bytes and B-trees of 16-byte keys: ~7 MB when
+//! full).
 //! When full, a newer record replaces the most recently used one only if it
 //! is older than that, so the index keeps the oldest entries it has seen.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::SystemTime;
 
 use crate::format::{self, NEVER};
@@ -61,12 +63,44 @@ impl Record {
 /// hint is lost, nothing worse.
 type Slot = u64;
 
+/// Hashes a slot to itself: slots are the leading bytes of blake3 hashes,
+/// uniform already.
+#[derive(Debug, Default)]
+struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// A time as nanoseconds since the Unix epoch (0 before it): a compact
+/// B-tree key.
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
 /// Records of entries, one per entry, most evictable first.
 #[derive(Debug, Default)]
 pub struct RecencyIndex {
-    records: HashMap<Slot, Record>,
-    by_use: BTreeSet<(SystemTime, Slot)>,
-    by_expiry: BTreeSet<(u64, SystemTime, Slot)>,
+    records: HashMap<Slot, Record, BuildHasherDefault<SlotHasher>>,
+    /// (last use, slot) of every record.
+    by_use: BTreeSet<(u64, Slot)>,
+    /// (expiry, last use, slot) of the records of entries that expire.
+    by_expiry: BTreeSet<(u64, u64, Slot)>,
 }
 
 impl RecencyIndex {
@@ -92,21 +126,25 @@ impl RecencyIndex {
     /// older than that; else it is dropped.
     pub fn learn(&mut self, record: Record) {
         let slot = record.hash.prefix();
-        self.forget(slot);
+        let previous = self
+            .records
+            .get_mut(&slot)
+            .map(|known| std::mem::replace(known, record));
+        if let Some(previous) = previous {
+            self.unfile(&previous, slot);
+            self.file(&record, slot);
+            return;
+        }
         if self.records.len() >= MAX_RECORDS {
             match self.by_use.last() {
-                Some(&(used, youngest)) if record.used < used => {
+                Some(&(used, youngest)) if nanos(record.used) < used => {
                     self.forget(youngest);
                 }
                 _ => return,
             }
         }
         self.records.insert(slot, record);
-        self.by_use.insert((record.used, slot));
-        if record.expires_ms != NEVER {
-            self.by_expiry
-                .insert((record.expires_ms, record.used, slot));
-        }
+        self.file(&record, slot);
     }
 
     /// Takes out the most evictable record at `now_ms`: the one that expired
@@ -122,12 +160,26 @@ impl RecencyIndex {
     /// Takes out the record in `slot`, if any.
     fn forget(&mut self, slot: Slot) -> Option<Record> {
         let record = self.records.remove(&slot)?;
-        self.by_use.remove(&(record.used, slot));
-        if record.expires_ms != NEVER {
-            self.by_expiry
-                .remove(&(record.expires_ms, record.used, slot));
-        }
+        self.unfile(&record, slot);
         Some(record)
+    }
+
+    /// Enters `record`, filed in `slot`, in the orders.
+    fn file(&mut self, record: &Record, slot: Slot) {
+        let used = nanos(record.used);
+        self.by_use.insert((used, slot));
+        if record.expires_ms != NEVER {
+            self.by_expiry.insert((record.expires_ms, used, slot));
+        }
+    }
+
+    /// Takes `record`, filed in `slot`, out of the orders.
+    fn unfile(&mut self, record: &Record, slot: Slot) {
+        let used = nanos(record.used);
+        self.by_use.remove(&(used, slot));
+        if record.expires_ms != NEVER {
+            self.by_expiry.remove(&(record.expires_ms, used, slot));
+        }
     }
 }
 
