@@ -214,10 +214,7 @@ impl Evictor {
                     };
                     state.census.candidates(&self.layout, count)?
                 };
-            for record in learned {
-                state.index.learn(record);
-            }
-            let Some(victim) = state.index.take_most_evictable(now) else {
+            let Some(victim) = state.index.take_most_evictable_with(learned, now) else {
                 continue;
             };
             if let Some(size) = self.remove_unless_used(state, &victim)? {

@@ -93,6 +93,16 @@ fn nanos(time: SystemTime) -> u64 {
         })
 }
 
+/// The order in which records are evicted at `now_ms`, lowest first: expired
+/// ones by expiry, then the others by last use.
+fn evictability(record: &Record, now_ms: u64) -> (bool, u64, u64) {
+    if record.expires_ms <= now_ms {
+        (false, record.expires_ms, nanos(record.used))
+    } else {
+        (true, nanos(record.used), 0)
+    }
+}
+
 /// Records of entries, one per entry, most evictable first.
 #[derive(Debug, Default)]
 pub struct RecencyIndex {
@@ -150,11 +160,51 @@ impl RecencyIndex {
     /// Takes out the most evictable record at `now_ms`: the one that expired
     /// first if any has expired, else the least recently used.
     pub fn take_most_evictable(&mut self, now_ms: u64) -> Option<Record> {
-        let slot = match self.by_expiry.first() {
-            Some(&(expires_ms, _, slot)) if expires_ms <= now_ms => slot,
-            _ => self.by_use.first()?.1,
-        };
+        let slot = self.most_evictable_slot(now_ms)?;
         self.forget(slot)
+    }
+
+    /// Learns `fresh` records and takes out the most evictable at `now_ms`, as
+    /// [`Self::learn`] each then [`Self::take_most_evictable`] would — but a
+    /// fresh record that is the most evictable is taken without being filed
+    /// (the common case when the evictor samples: a B-tree insert and removal
+    /// fewer). The fresh records are of distinct entries.
+    pub fn take_most_evictable_with(
+        &mut self,
+        mut fresh: Vec<Record>,
+        now_ms: u64,
+    ) -> Option<Record> {
+        let best_fresh = (0..fresh.len()).min_by_key(|&i| evictability(&fresh[i], now_ms));
+        let filed_best = self
+            .most_evictable_slot(now_ms)
+            .and_then(|slot| self.records.get(&slot))
+            .map(|record| evictability(record, now_ms));
+        match best_fresh {
+            Some(best)
+                if filed_best.is_none_or(|filed| evictability(&fresh[best], now_ms) < filed) =>
+            {
+                let victim = fresh.swap_remove(best);
+                self.forget(victim.hash.prefix());
+                for record in fresh {
+                    self.learn(record);
+                }
+                Some(victim)
+            }
+            _ => {
+                for record in fresh {
+                    self.learn(record);
+                }
+                self.take_most_evictable(now_ms)
+            }
+        }
+    }
+
+    /// The slot of the most evictable record at `now_ms`.
+    fn most_evictable_slot(&self, now_ms: u64) -> Option<Slot> {
+        match self.by_expiry.first() {
+            Some(&(expires_ms, _, slot)) if expires_ms <= now_ms => Some(slot),
+            _ => self.by_use.first().map(|&(_, slot)| slot),
+        }
     }
 
     /// Takes out the record in `slot`, if any.
@@ -227,6 +277,46 @@ mod tests {
             order.iter().map(|r| (r.hash, r.used)).collect::<Vec<_>>(),
             [("b", 20), ("a", 30)].map(|(key, s)| (KeyHash::of(key), record(key, s, NEVER).used)),
         );
+    }
+
+    /// Taking a victim among fresh records gives what learning them and then
+    /// taking would, through a churn of new, renewed and expiring records.
+    #[test]
+    fn taking_among_fresh_records_matches_learning_them_first() {
+        let (mut direct, mut filed) = (RecencyIndex::default(), RecencyIndex::default());
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        for round in 0..2_000_u64 {
+            let now_ms = 1_000 * (1_000 + round);
+            // Distinct entries, as a sweep offers them.
+            let first = next(300);
+            let fresh: Vec<Record> = (0..next(4))
+                .map(|i| {
+                    let expires_ms = match next(3) {
+                        0 => NEVER,
+                        1 => now_ms - 1 - next(50_000),
+                        _ => now_ms + 1 + next(50_000),
+                    };
+                    record(
+                        &format!("k{}", first + i),
+                        1_000 + round - next(900),
+                        expires_ms,
+                    )
+                })
+                .collect();
+            for record in &fresh {
+                filed.learn(*record);
+            }
+            let expected = filed.take_most_evictable(now_ms);
+            let got = direct.take_most_evictable_with(fresh, now_ms);
+            assert_eq!(got, expected, "round {round}");
+            assert_eq!(direct.len(), filed.len(), "round {round}");
+        }
     }
 
     #[test]
