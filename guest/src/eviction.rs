@@ -14,7 +14,9 @@
 //! ([`crate::recency`]) and evicts its most evictable record: expired entries
 //! first, then the least recently used. It learns
 //! - every entry it writes itself, at no cost (the write sets the file's
-//!   modification time and tells the index exactly that time);
+//!   modification time and tells the index exactly that time), and every
+//!   entry whose last use its own `get` moves forward (it forgets those it
+//!   removes);
 //! - the others from a **sweep** over the shards (see
 //!   [`Census::candidates`]): before each choice of a victim it `stat`s
 //!   [`LEARN_PER_EVICTION`] more entries, [`LEARN_PER_EVICTION_SWEPT`] once the
@@ -49,7 +51,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::census::{Census, Size};
 use crate::error::{Error, Result};
-use crate::layout::Layout;
+use crate::layout::{KeyHash, Layout};
 use crate::options::{Options, now_ms};
 use crate::platform::DirHandle;
 use crate::recency::{RecencyIndex, Record};
@@ -158,9 +160,16 @@ impl Evictor {
         self.evict(&mut state)
     }
 
-    /// Records that an entry of `size` bytes was removed.
-    pub fn after_remove(&self, size: u64) {
+    /// Records that the handle used an entry (a `get` moved its last use to
+    /// `used.used`): its record is renewed, so that an older one is not acted on.
+    pub fn after_use(&self, used: Record) {
+        self.lock().index.learn(used);
+    }
+
+    /// Records that entry `hash`, of `size` bytes, was removed.
+    pub fn after_remove(&self, hash: &KeyHash, size: u64) {
         let mut state = self.lock();
+        state.index.forget_entry(hash);
         state.census.record(Size::entry(size).negated());
         state.census.after_remove(&self.layout);
     }
@@ -286,7 +295,6 @@ impl Drop for Evictor {
 mod tests {
     use super::*;
     use crate::format::NEVER;
-    use crate::layout::KeyHash;
 
     fn seen(used_s: u64, seen_s: u64) -> Record {
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);

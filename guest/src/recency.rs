@@ -199,6 +199,11 @@ impl RecencyIndex {
         }
     }
 
+    /// Forgets the record of entry `hash`, if any (the entry was removed).
+    pub fn forget_entry(&mut self, hash: &KeyHash) {
+        self.forget(hash.prefix());
+    }
+
     /// The slot of the most evictable record at `now_ms`.
     fn most_evictable_slot(&self, now_ms: u64) -> Option<Slot> {
         match self.by_expiry.first() {

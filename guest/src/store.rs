@@ -128,13 +128,13 @@ impl FileStore {
             Err(e) => return Err(Error::io("read entry", &path, e)),
         };
         let size = bytes.len() as u64;
-        let value_offset = match format::decode(&bytes) {
+        let (value_offset, expires_ms) = match format::decode(&bytes) {
             Ok(entry) if entry.key != key => return Ok(self.miss()), // a hash collision
             Ok(entry) if expired_now(entry.expires_at) => {
                 self.retire(&hash, &path, size, Fault::Expired, String::new)?;
                 return Ok(self.miss());
             }
-            Ok(entry) => entry.value_offset,
+            Ok(entry) => (entry.value_offset, entry.expires_at),
             Err(e) => {
                 self.retire(&hash, &path, size, Fault::Corrupt, || e.to_string())?;
                 return Ok(self.miss());
@@ -143,7 +143,18 @@ impl FileStore {
         bump(&self.counters.hits);
         if let Some(meta) = meta.filter(|meta| last_used_before(meta, TOUCH_INTERVAL)) {
             // Best effort: a missed refresh only makes the entry look older to eviction.
-            let _ = platform::mark_used(&file, &path, &meta);
+            if platform::mark_used(&file, &path, &meta).is_ok()
+                && let Some(evictor) = &self.evictor
+            {
+                let now = SystemTime::now();
+                evictor.after_use(Record {
+                    hash,
+                    used: now,
+                    expires_ms,
+                    seen: now,
+                    size,
+                });
+            }
         }
         // An exact-size copy: the read buffer is larger than most entries.
         Ok(Some(bytes[value_offset..].to_vec()))
@@ -185,7 +196,7 @@ impl FileStore {
         match fs::remove_file(&path) {
             Ok(()) => {
                 if let (Some(evictor), Some(size)) = (&self.evictor, size) {
-                    evictor.after_remove(size);
+                    evictor.after_remove(&hash, size);
                 }
                 Ok(())
             }
@@ -440,7 +451,7 @@ impl FileStore {
         match publish::retire(&self.layout, hash, path, still_bad) {
             Ok(Retired::Removed) => {
                 if let Some(evictor) = &self.evictor {
-                    evictor.after_remove(size);
+                    evictor.after_remove(hash, size);
                 }
                 let counter = match fault {
                     Fault::Expired => &self.counters.expired_removed,

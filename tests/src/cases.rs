@@ -1176,6 +1176,32 @@ pub fn an_entry_written_again_is_not_evicted_on_its_old_record<B: Backend>(backe
     assert_eq!(gone.len(), 2, "two entries made room: {gone:?}");
 }
 
+/// An entry the handle reads is used: the evictor's earlier record of it (idle,
+/// and recent enough to be acted on without a second `stat`) must not make it
+/// the next victim.
+pub fn an_entry_read_again_is_not_evicted_on_its_old_record<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
+    insert_keys(&mut cache, "k", 0..40, b"v");
+    sleep(Duration::from_millis(800));
+    // The first eviction learns every entry, idle for 800 ms: records trusted
+    // for the next 200 ms.
+    cache.insert("n0", b"v", Expiry::Never).expect("insert");
+    assert!(
+        cache.get("k1").expect("get").is_some(),
+        "k1 is there to read"
+    );
+    cache.insert("n1", b"v", Expiry::Never).expect("insert");
+    let gone: Vec<usize> = (0..40)
+        .filter(|i| !entry_path(dir.path(), &format!("k{i}")).exists())
+        .collect();
+    assert_eq!(
+        gone,
+        [0, 2],
+        "the entry just read survives; the oldest two made room"
+    );
+}
+
 /// Above [`filecache::eviction::EXHAUSTIVE_BELOW`] entries the evictor samples:
 /// entries read recently and entries just written survive, and the oldest
 /// make most of the room.

@@ -199,6 +199,7 @@ define_suite!(
         least_recently_used_are_evicted_first,
         least_recently_used_are_evicted_first_in_a_sampled_cache,
         an_entry_written_again_is_not_evicted_on_its_old_record,
+        an_entry_read_again_is_not_evicted_on_its_old_record,
         zero_limits_are_refused,
         limit_set_on_a_full_cache_evicts_down_to_it,
         a_drifted_count_is_corrected_by_a_recount,
