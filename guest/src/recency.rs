@@ -1,8 +1,8 @@
 //! What a bounded handle knows of the entries' last use and expiry: the index
 //! the evictor picks its victims from (see [`crate::eviction`]).
 //!
-//! A record is what one `stat` (or the handle's own write) said of an entry,
-//! and when: its hash, its last use (the file's modification time), its
+//! A record is what one `stat` (or the handle's own write or read) said of an
+//! entry, and when: its hash, its last use (the file's modification time), its
 //! expiry and its size. The index keeps records in two orders — by last use,
 //! and by expiry for entries that expire — so that the most evictable one
 //! (expired first, then least recently used) comes out in O(log n). Records
@@ -15,9 +15,8 @@
 //! record, so that a record the handle knows to be stale (its own write
 //! since, say) is never acted on — and at most [`MAX_RECORDS`] of them (a hash
 //! table of 65 536 slots of 88 bytes and B-trees of 16-byte keys: ~7 MB when
-//! full).
-//! When full, a newer record replaces the most recently used one only if it
-//! is older than that, so the index keeps the oldest entries it has seen.
+//! full). When full, a newer record replaces the most recently used one only
+//! if it is older than that, so the index keeps the oldest entries it has seen.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
