@@ -139,21 +139,16 @@ impl Evictor {
     }
 
     /// Records the write of an entry (`written`: its record, with its file's
-    /// modification time exactly; `replaced`: the size of the entry it
-    /// replaced, if any) and evicts what the limits require.
+    /// modification time exactly and its size; `replaced`: the size of the
+    /// entry it replaced, if any) and evicts what the limits require.
     ///
     /// # Errors
     /// An I/O error if a directory cannot be listed or an entry not removed.
-    pub fn after_write(
-        &self,
-        written: Record,
-        replaced: Option<u64>,
-        size: u64,
-    ) -> Result<Removed> {
+    pub fn after_write(&self, written: Record, replaced: Option<u64>) -> Result<Removed> {
         let mut state = self.lock();
         state.census.record(Size {
             entries: i64::from(replaced.is_none()),
-            bytes: size as i64 - replaced.unwrap_or(0) as i64,
+            bytes: written.size as i64 - replaced.unwrap_or(0) as i64,
         });
         state.index.learn(written);
         state.census.after_write(&self.layout)?;

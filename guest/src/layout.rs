@@ -90,11 +90,10 @@ impl KeyHash {
 
     /// The entry's file name (its hex form), without allocating.
     pub fn file_name(&self) -> EntryName {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut name = [0u8; 64];
         for (pair, byte) in name.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0xf)];
+            pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+            pair[1] = HEX_DIGITS[usize::from(byte & 0xf)];
         }
         EntryName(name)
     }
@@ -228,10 +227,12 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The lower-case hex digits, by value.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 fn push_hex(out: &mut String, value: u64, digits: u32) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for i in (0..digits).rev() {
-        out.push(char::from(DIGITS[((value >> (i * 4)) & 0xf) as usize]));
+        out.push(char::from(HEX_DIGITS[((value >> (i * 4)) & 0xf) as usize]));
     }
 }
 

@@ -45,6 +45,19 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record of entry `hash` that the handle itself used (wrote, or read
+    /// and marked used) at `at`: seen as it was used, so never trusted without
+    /// a `stat` (see [`crate::eviction::TRUST_DIVISOR`]).
+    pub fn own_use(hash: KeyHash, at: SystemTime, expires_ms: u64, size: u64) -> Self {
+        Self {
+            hash,
+            used: at,
+            expires_ms,
+            seen: at,
+            size,
+        }
+    }
+
     /// The record of entry `hash` whose file a `stat` just now found as `stat`.
     pub fn from_stat(hash: KeyHash, stat: &FileStat) -> Self {
         Self {

@@ -146,14 +146,7 @@ impl FileStore {
             if platform::mark_used(&file, &path, &meta).is_ok()
                 && let Some(evictor) = &self.evictor
             {
-                let now = SystemTime::now();
-                evictor.after_use(Record {
-                    hash,
-                    used: now,
-                    expires_ms,
-                    seen: now,
-                    size,
-                });
+                evictor.after_use(Record::own_use(hash, SystemTime::now(), expires_ms, size));
             }
         }
         // An exact-size copy: the read buffer is larger than most entries.
@@ -376,15 +369,8 @@ impl FileStore {
             return;
         };
         let removed = evictor.after_write(
-            Record {
-                hash: *hash,
-                used: written_at,
-                expires_ms: written.expires_at,
-                seen: written_at,
-                size: written.file_len(),
-            },
+            Record::own_use(*hash, written_at, written.expires_at, written.file_len()),
             replaced,
-            written.file_len(),
         );
         if let Ok(removed) = removed {
             self.counters

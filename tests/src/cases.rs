@@ -1149,18 +1149,25 @@ pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
     assert_eq!(cache.stats().expect("stats").evicted, 20);
 }
 
+/// A cache limited to 40 entries holding `k0`…`k39`, idle for 800 ms, then
+/// `n0`: its first eviction learned every entry (and evicted `k0`), so the
+/// records of the others are trusted for the next 200 ms (see
+/// [`filecache::eviction::TRUST_DIVISOR`]).
+fn learned_idle_and_trusted<B: Backend>(backend: &B) -> (TempDir, B::Cache) {
+    let dir = fresh_dir();
+    let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
+    insert_keys(&mut cache, "k", 0..40, b"v");
+    sleep(Duration::from_millis(800));
+    cache.insert("n0", b"v", Expiry::Never).expect("insert");
+    (dir, cache)
+}
+
 /// An entry the handle writes again is as new as any: the evictor's earlier
 /// record of it (idle, and recent enough to be acted on without a second
 /// `stat`, see [`filecache::eviction::TRUST_DIVISOR`]) must not make it the
 /// next victim.
 pub fn an_entry_written_again_is_not_evicted_on_its_old_record<B: Backend>(backend: &B) {
-    let dir = fresh_dir();
-    let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
-    insert_keys(&mut cache, "k", 0..40, b"v");
-    sleep(Duration::from_millis(800));
-    // The first eviction learns every entry, idle for 800 ms: records trusted
-    // for the next 200 ms.
-    cache.insert("n0", b"v", Expiry::Never).expect("insert");
+    let (dir, mut cache) = learned_idle_and_trusted(backend);
     cache
         .insert("k1", b"new value", Expiry::Never)
         .expect("insert");
@@ -1180,13 +1187,7 @@ pub fn an_entry_written_again_is_not_evicted_on_its_old_record<B: Backend>(backe
 /// and recent enough to be acted on without a second `stat`) must not make it
 /// the next victim.
 pub fn an_entry_read_again_is_not_evicted_on_its_old_record<B: Backend>(backend: &B) {
-    let dir = fresh_dir();
-    let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
-    insert_keys(&mut cache, "k", 0..40, b"v");
-    sleep(Duration::from_millis(800));
-    // The first eviction learns every entry, idle for 800 ms: records trusted
-    // for the next 200 ms.
-    cache.insert("n0", b"v", Expiry::Never).expect("insert");
+    let (dir, mut cache) = learned_idle_and_trusted(backend);
     assert!(
         cache.get("k1").expect("get").is_some(),
         "k1 is there to read"
