@@ -138,7 +138,7 @@ impl Size {
 struct Listing {
     shard: u8,
     dir: DirHandle,
-    unsampled: Vec<String>,
+    unsampled: Vec<KeyHash>,
 }
 
 /// One shard's count in the current recount pass.
@@ -335,21 +335,21 @@ impl Census {
                     let shard = self.next_swept;
                     self.next_swept = self.next_swept.wrapping_add(1);
                     self.swept += 1;
-                    let Some((dir, mut names)) = open_shard(layout, shard)? else {
+                    let Some((dir, mut hashes)) = open_shard(layout, shard)? else {
                         continue;
                     };
-                    for i in (1..names.len()).rev() {
-                        names.swap(i, self.random_below(i + 1));
+                    for i in (1..hashes.len()).rev() {
+                        hashes.swap(i, self.random_below(i + 1));
                     }
                     self.listing.insert(Listing {
                         shard,
                         dir,
-                        unsampled: names,
+                        unsampled: hashes,
                     })
                 }
             };
-            if let Some(name) = listing.unsampled.pop() {
-                samples.extend(probe(&listing.dir, &name)?);
+            if let Some(hash) = listing.unsampled.pop() {
+                samples.extend(probe(&listing.dir, hash)?);
             }
         }
         Ok(samples)
@@ -378,9 +378,9 @@ impl Census {
         self.swept += SHARDS as u64;
         let mut samples = Vec::new();
         for (index, _) in scan::shards(layout)? {
-            if let Some((dir, names)) = open_shard(layout, index)? {
-                for name in names {
-                    samples.extend(probe(&dir, &name)?);
+            if let Some((dir, hashes)) = open_shard(layout, index)? {
+                for hash in hashes {
+                    samples.extend(probe(&dir, hash)?);
                 }
             }
         }
@@ -437,20 +437,20 @@ impl Census {
     /// Counts shard `index` from a fresh listing, `stat`ing a few of its
     /// entries for their mean size.
     fn count_shard(&mut self, layout: &Layout, index: u8) -> Result<ShardCount> {
-        let (dir, names) = open_shard(layout, index)?
+        let (dir, hashes) = open_shard(layout, index)?
             .unwrap_or_else(|| (DirHandle::by_path(layout.shard_dir(index)), Vec::new()));
-        let picks: Vec<usize> = if names.len() <= SAMPLES_PER_LISTING {
-            (0..names.len()).collect()
+        let picks: Vec<usize> = if hashes.len() <= SAMPLES_PER_LISTING {
+            (0..hashes.len()).collect()
         } else {
             (0..SAMPLES_PER_LISTING)
-                .map(|_| self.random_below(names.len()))
+                .map(|_| self.random_below(hashes.len()))
                 .collect()
         };
         let mut sampled = Vec::with_capacity(picks.len());
         for pick in picks {
-            sampled.extend(probe(&dir, &names[pick])?);
+            sampled.extend(probe(&dir, hashes[pick])?);
         }
-        let entries = names.len() as u64;
+        let entries = hashes.len() as u64;
         let bytes = match sampled.len() as u64 {
             0 => 0,
             n => sampled.iter().map(|s| s.size).sum::<u64>() / n * entries,
@@ -569,26 +569,25 @@ fn write_census(layout: &Layout, path: &Path, record: &CensusRecord) -> Result<(
     written
 }
 
-/// The entry names of shard `shard` and its directory, open for `stat`s;
-/// `None` if it has no entries (or no directory).
-fn open_shard(layout: &Layout, shard: u8) -> Result<Option<(DirHandle, Vec<String>)>> {
+/// The key hashes of shard `shard`'s entries and its directory, open for
+/// `stat`s; `None` if it has no entries (or no directory).
+fn open_shard(layout: &Layout, shard: u8) -> Result<Option<(DirHandle, Vec<KeyHash>)>> {
     let path = layout.shard_dir(shard);
-    let names = scan::entry_names(&path)?;
-    if names.is_empty() {
+    let hashes = scan::entry_hashes(&path)?;
+    if hashes.is_empty() {
         return Ok(None);
     }
     match DirHandle::open(&path) {
-        Ok(dir) => Ok(Some((dir, names))),
+        Ok(dir) => Ok(Some((dir, hashes))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None), // cleared meanwhile
         Err(e) => Err(Error::io("open directory", &path, e)),
     }
 }
 
-/// `stat`s the entry file `name` of `dir` into a record; `None` if it is gone.
-fn probe(dir: &DirHandle, name: &str) -> Result<Option<Record>> {
-    let Some(hash) = KeyHash::from_hex(name) else {
-        return Ok(None); // listings hold entry names only
-    };
+/// `stat`s the entry file of `hash` in `dir` into a record; `None` if it is gone.
+fn probe(dir: &DirHandle, hash: KeyHash) -> Result<Option<Record>> {
+    let file_name = hash.file_name();
+    let name = file_name.as_str();
     let stat = match dir.stat(name) {
         Ok(stat) => stat,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::exclusion;
-use crate::layout::{self, Layout};
+use crate::layout::{self, KeyHash, Layout};
 
 /// How many times a listing cut short by a vanished entry is taken again.
 const LISTING_ATTEMPTS: usize = 16;
@@ -38,6 +38,12 @@ pub struct Totals {
 /// An I/O error if the directory cannot be read, or if every attempt to list it
 /// was cut short by entries vanishing underneath.
 pub fn list_names(dir: &Path) -> Result<Vec<String>> {
+    list_kept(dir, |name| Some(name.to_owned()))
+}
+
+/// What `keep` makes of each UTF-8 name in `dir`, for the names it keeps
+/// (see [`list_names`]).
+fn list_kept<T>(dir: &Path, mut keep: impl FnMut(&str) -> Option<T>) -> Result<Vec<T>> {
     let mut last_cut = None;
     for _ in 0..LISTING_ATTEMPTS {
         let listing = match fs::read_dir(dir) {
@@ -45,13 +51,13 @@ pub fn list_names(dir: &Path) -> Result<Vec<String>> {
             Err(e) if is_missing_dir(&e) => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("read directory", dir, e)),
         };
-        let mut names = Vec::new();
+        let mut kept = Vec::new();
         let mut cut = None;
         for item in listing {
             match item {
                 Ok(entry) => {
-                    if let Ok(name) = entry.file_name().into_string() {
-                        names.push(name);
+                    if let Some(item) = entry.file_name().to_str().and_then(&mut keep) {
+                        kept.push(item);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -62,7 +68,7 @@ pub fn list_names(dir: &Path) -> Result<Vec<String>> {
             }
         }
         match cut {
-            None => return Ok(names),
+            None => return Ok(kept),
             Some(e) => last_cut = Some(e),
         }
     }
@@ -93,9 +99,16 @@ pub fn shards(layout: &Layout) -> Result<Vec<(u8, PathBuf)>> {
 
 /// The entry file names in one shard directory, unsorted.
 pub fn entry_names(shard_dir: &Path) -> Result<Vec<String>> {
-    let mut names = list_names(shard_dir)?;
-    names.retain(|name| layout::is_entry_name(name));
-    Ok(names)
+    list_kept(shard_dir, |name| {
+        layout::is_entry_name(name).then(|| name.to_owned())
+    })
+}
+
+/// The key hashes of the entry files in one shard directory, unsorted: 32
+/// bytes each, held inline (for the evictor's and the census's listings,
+/// which keep thousands of them at a time).
+pub fn entry_hashes(shard_dir: &Path) -> Result<Vec<KeyHash>> {
+    list_kept(shard_dir, KeyHash::from_hex)
 }
 
 /// Counts the entry files (and, if `with_bytes`, their sizes).
