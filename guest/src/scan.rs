@@ -10,6 +10,7 @@
 //! wasi-libc (and so `std`) end the listing there. A listing cut short that way is
 //! taken again.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -38,12 +39,12 @@ pub struct Totals {
 /// An I/O error if the directory cannot be read, or if every attempt to list it
 /// was cut short by entries vanishing underneath.
 pub fn list_names(dir: &Path) -> Result<Vec<String>> {
-    list_kept(dir, |name| Some(name.to_owned()))
+    list_kept(dir, |name| name.into_string().ok())
 }
 
-/// What `keep` makes of each UTF-8 name in `dir`, for the names it keeps
-/// (see [`list_names`]).
-fn list_kept<T>(dir: &Path, mut keep: impl FnMut(&str) -> Option<T>) -> Result<Vec<T>> {
+/// What `keep` makes of each name in `dir`, for the names it keeps (see
+/// [`list_names`]).
+fn list_kept<T>(dir: &Path, mut keep: impl FnMut(OsString) -> Option<T>) -> Result<Vec<T>> {
     let mut last_cut = None;
     for _ in 0..LISTING_ATTEMPTS {
         let listing = match fs::read_dir(dir) {
@@ -56,7 +57,7 @@ fn list_kept<T>(dir: &Path, mut keep: impl FnMut(&str) -> Option<T>) -> Result<V
         for item in listing {
             match item {
                 Ok(entry) => {
-                    if let Some(item) = entry.file_name().to_str().and_then(&mut keep) {
+                    if let Some(item) = keep(entry.file_name()) {
                         kept.push(item);
                     }
                 }
@@ -100,7 +101,9 @@ pub fn shards(layout: &Layout) -> Result<Vec<(u8, PathBuf)>> {
 /// The entry file names in one shard directory, unsorted.
 pub fn entry_names(shard_dir: &Path) -> Result<Vec<String>> {
     list_kept(shard_dir, |name| {
-        layout::is_entry_name(name).then(|| name.to_owned())
+        name.into_string()
+            .ok()
+            .filter(|name| layout::is_entry_name(name))
     })
 }
 
@@ -108,7 +111,7 @@ pub fn entry_names(shard_dir: &Path) -> Result<Vec<String>> {
 /// bytes each, held inline (for the evictor's and the census's listings,
 /// which keep thousands of them at a time).
 pub fn entry_hashes(shard_dir: &Path) -> Result<Vec<KeyHash>> {
-    list_kept(shard_dir, KeyHash::from_hex)
+    list_kept(shard_dir, |name| name.to_str().and_then(KeyHash::from_hex))
 }
 
 /// Counts the entry files (and, if `with_bytes`, their sizes).
@@ -197,4 +200,43 @@ pub fn sweep_abandoned(layout: &Layout, lease: Duration) -> Result<Swept> {
 pub fn age_of(path: &Path, now: SystemTime) -> Option<Duration> {
     let modified = fs::metadata(path).and_then(|meta| meta.modified()).ok()?;
     Some(now.duration_since(modified).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both listings of a shard keep exactly the entry names: not temporary
+    /// or foreign files, not names that only look like hashes.
+    #[test]
+    fn entry_listings_keep_entry_names_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let entries = [KeyHash::of("a"), KeyHash::of("b")];
+        for hash in &entries {
+            fs::write(dir.path().join(hash.hex()), b"").expect("write entry");
+        }
+        let foreign = [
+            "notes.txt".to_owned(),
+            "0123456789abcdef-0123456789abcdef.tmp".to_owned(),
+            entries[0].hex().to_uppercase(),
+            format!("{}0", entries[1].hex()),
+            entries[0].hex()[1..].to_owned(),
+        ];
+        for name in &foreign {
+            fs::write(dir.path().join(name), b"").expect("write foreign file");
+        }
+        let mut names = entry_names(dir.path()).expect("names");
+        let mut hashes = entry_hashes(dir.path()).expect("hashes");
+        names.sort();
+        hashes.sort();
+        let mut expected = entries.to_vec();
+        expected.sort();
+        assert_eq!(hashes, expected);
+        assert_eq!(names, expected.iter().map(KeyHash::hex).collect::<Vec<_>>());
+        assert!(
+            entry_hashes(&dir.path().join("missing"))
+                .expect("missing")
+                .is_empty()
+        );
+    }
 }
