@@ -146,10 +146,13 @@ impl Evictor {
     /// An I/O error if a directory cannot be listed or an entry not removed.
     pub fn after_write(&self, written: Record, replaced: Option<u64>) -> Result<Removed> {
         let mut state = self.lock();
-        state.census.record(Size {
-            entries: i64::from(replaced.is_none()),
-            bytes: written.size as i64 - replaced.unwrap_or(0) as i64,
-        });
+        state.census.record(
+            written.hash.shard(),
+            Size {
+                entries: i64::from(replaced.is_none()),
+                bytes: written.size as i64 - replaced.unwrap_or(0) as i64,
+            },
+        );
         state.index.learn(written);
         state.census.after_write(&self.layout)?;
         self.evict(&mut state)
@@ -165,7 +168,9 @@ impl Evictor {
     pub fn after_remove(&self, hash: &KeyHash, size: u64) {
         let mut state = self.lock();
         state.index.forget_entry(hash);
-        state.census.record(Size::entry(size).negated());
+        state
+            .census
+            .record(hash.shard(), Size::entry(size).negated());
         state.census.after_remove(&self.layout);
     }
 
@@ -222,7 +227,9 @@ impl Evictor {
                 continue;
             };
             if let Some(size) = self.remove_unless_used(state, &victim)? {
-                state.census.record(Size::entry(size).negated());
+                state
+                    .census
+                    .record(victim.hash.shard(), Size::entry(size).negated());
                 if victim.expires_ms <= now {
                     removed.expired += 1;
                 } else {
