@@ -5,7 +5,8 @@
 //! # The shared count
 //!
 //! The census file (`<root>/census`, format in [`crate::format`]) holds the
-//! number of entries and bytes as the bounded handles have reported them. Each
+//! number of entries and bytes as the bounded handles have reported them, and
+//! per shard the sum of the changes reported to it (for recounts). Each
 //! such handle knows its own changes exactly — before a write it `stat`s the
 //! entry, so it knows whether it adds an entry or replaces one and by how many
 //! bytes — and adds them up in memory. Every `F` changes (`F` = the limit / 256,
@@ -27,27 +28,29 @@
 //! [`MIN_WRITES_BETWEEN_PASSES`], and entries / [`CENSUS_NAMES_PER_WRITE`]
 //! for a large cache, so that a write pays for about that many listed names),
 //! and its writes list shards in order. Each shard's count is brought up to
-//! the end of the pass by the handle's own changes to that shard since it was
-//! listed, which it knows exactly, and by a 256th of the other handles'
-//! changes it saw meanwhile. (Spreading its own changes evenly too was wrong at
-//! capacity: its evictor removes entries shard by shard, so a pass counted
-//! shards before or after their evictions and strayed by up to half a pass's
-//! evictions — a lone handle held 250 000 entries at +4.6 % of its limit.) At
+//! the end of the pass by the changes to that shard the handle came to know of
+//! since it was listed: its own, and those the others reported. (Until
+//! 2026-11-28 such changes were spread evenly over the shards. That is wrong at
+//! capacity: evictors remove entries shard by shard while writes land
+//! everywhere, so a pass counted shards before or after their evictions and
+//! strayed by up to half a pass's evictions — a lone handle held 250 000
+//! entries at +4.6 % of its limit, two ranged from −5.5 % to +1.9 %.) At
 //! the end of the pass, under the census lock, the handle compares the recount with the shared
 //! count as it is then (plus its own pending changes), and corrects a drift
 //! larger than 3 % (bytes: 6 %), unless another handle corrected since the pass
 //! began.
 //!
-//! A small cache's pass is short on purpose. Shards listed far apart in time
-//! are counted at different moments of a cache that keeps changing: each
-//! shard's count then wanders independently, and their sum strays from the
-//! true size by about √(entries) — for 2 000 entries that is ±45, close to the
-//! 3 % tolerance, so that noise would be "corrected" into the count. So a pass
+//! A small cache's pass is short. (This was made so while changes were
+//! spread evenly: shards listed far apart in time were counted at different
+//! moments of a churning cache, and the sum strayed from the true size by
+//! about √(entries) — ±45 for 2 000 entries, close to the 3 % tolerance. The
+//! per-shard changes remove that; short passes were kept.) A pass
 //! takes about entries² / `PASS_SPREAD` writes: 4 for 2 000 entries (each
 //! listing 512 names; under WASI 8 of 256), 128 for 16 000, during which few
-//! entries change. From 250 000 entries, where √(entries) is 0.2 %, a pass
-//! goes at the everyday rate and takes `K` writes. What is left is what other
-//! handles have not reported yet, at most `(P − 1) × F`. Bytes of a shard are
+//! entries change. From 250 000 entries a pass goes at the everyday rate and
+//! takes `K` writes. What is left is what other handles had not reported yet
+//! when a shard was listed (or have not when the pass ends), at most
+//! `(P − 1) × F` each time. Bytes of a shard are
 //! its count times the mean size of the entries sampled in it (exact when all
 //! were sampled). A cache without a census file (the first bounded open) is
 //! counted at `open`: shards are listed until [`FIRST_CENSUS_NAMES`] names were
@@ -150,22 +153,15 @@ struct Listing {
 struct ShardCount {
     entries: u64,
     bytes: u64,
-    /// The size this handle worked with when the shard was listed.
-    size_then: Size,
-    /// The pass's [`Pass::own_total`] when the shard was listed.
-    own_total_then: Size,
-    /// The pass's [`Pass::own`] of this shard when it was listed.
-    own_then: Size,
+    /// The changes to the shard this handle knew of when it was listed
+    /// ([`Census::changes_known`]).
+    changes_then: Size,
 }
 
 /// A recount pass: shards `0..counts.len()` are listed so far.
 #[derive(Debug)]
 struct Pass {
     counts: Vec<ShardCount>,
-    /// This handle's own changes to each shard since the pass began.
-    own: [Size; SHARDS],
-    /// Their sum.
-    own_total: Size,
     /// Names the pass may still list before it waits for more writes: each
     /// write adds its share, each shard listed takes its names (so a shard
     /// larger than a share waits for several writes' worth).
@@ -192,6 +188,8 @@ pub struct Census {
     lock: LockPolicy,
     shared: CensusRecord,
     pending: Size,
+    /// `pending`, shard by shard.
+    pending_by_shard: [Size; SHARDS],
     recounted: Option<Recounted>,
     flush_every: Size,
     last_flush: Instant,
@@ -225,6 +223,7 @@ impl Census {
             },
             shared: CensusRecord::default(),
             pending: Size::default(),
+            pending_by_shard: [Size::default(); SHARDS],
             recounted: None,
             flush_every,
             last_flush: Instant::now(),
@@ -253,6 +252,7 @@ impl Census {
             entries: (entries * SHARDS as u64 / listed) as i64,
             bytes: (bytes * SHARDS as u64 / listed) as i64,
             reconciled_at: now_ms(),
+            ..CensusRecord::default()
         };
         // Written only if nobody else wrote one meanwhile; a failure is retried at the next flush.
         if let Ok(lock) = exclusion::acquire(layout, &KeyHash::CENSUS, &census.lock, "the census") {
@@ -281,11 +281,15 @@ impl Census {
     /// Records a change this handle made to shard `shard`.
     pub fn record(&mut self, shard: u8, change: Size) {
         self.pending = self.pending.plus(change);
-        if let Some(pass) = &mut self.pass {
-            let own = &mut pass.own[usize::from(shard)];
-            *own = own.plus(change);
-            pass.own_total = pass.own_total.plus(change);
-        }
+        let pending = &mut self.pending_by_shard[usize::from(shard)];
+        *pending = pending.plus(change);
+    }
+
+    /// The sum of the changes to shard `shard` that this handle knows of: those
+    /// reported in the census file as it last read it, and its own pending ones.
+    fn changes_known(&self, shard: usize) -> Size {
+        let [entries, bytes] = self.shared.shard_changes[shard];
+        Size { entries, bytes }.plus(self.pending_by_shard[shard])
     }
 
     /// After a write: goes on with the recount if it is time, and reports
@@ -316,7 +320,8 @@ impl Census {
 
     /// Reports pending changes now (best effort), as when the handle is dropped.
     pub fn flush_now(&mut self, layout: &Layout) {
-        if self.pending != Size::default() || self.recounted.is_some() {
+        let unreported = self.pending_by_shard.iter().any(|p| *p != Size::default());
+        if unreported || self.recounted.is_some() {
             let _ = self.flush(layout);
         }
     }
@@ -329,6 +334,7 @@ impl Census {
             bytes: self.shared.bytes,
         }
         .negated();
+        self.pending_by_shard = [Size::default(); SHARDS];
         self.recounted = None;
         self.pass = None;
         let _ = self.flush_setting_zero(layout);
@@ -417,8 +423,6 @@ impl Census {
                 (entries / CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
             Pass {
                 counts: Vec::with_capacity(SHARDS),
-                own: [Size::default(); SHARDS],
-                own_total: Size::default(),
                 credit: 0,
                 started_ms: now_ms(),
             }
@@ -435,35 +439,24 @@ impl Census {
             pass.counts.push(ShardCount {
                 entries,
                 bytes,
-                size_then: self.size(),
-                own_total_then: pass.own_total,
-                own_then: pass.own[shard],
+                changes_then: self.changes_known(shard),
             });
         }
         if pass.counts.len() < SHARDS {
             self.pass = Some(pass);
             return Ok(());
         }
-        // Each shard's count, plus the handle's own changes to that shard
-        // since it was listed, plus a 256th of the others' changes the handle
-        // saw since then (reported by them, or corrections).
-        let now = self.size();
-        let (mut entries, mut bytes) = (0.0, 0.0);
-        for (count, own_now) in pass.counts.iter().zip(&pass.own) {
-            let own = own_now.plus(count.own_then.negated());
-            let others = now.plus(count.size_then.negated()).plus(
-                pass.own_total
-                    .plus(count.own_total_then.negated())
-                    .negated(),
-            );
-            entries +=
-                (count.entries as i64 + own.entries) as f64 + others.entries as f64 / SHARDS as f64;
-            bytes += (count.bytes as i64 + own.bytes) as f64 + others.bytes as f64 / SHARDS as f64;
+        // Each shard's count, plus the changes to that shard the handle came
+        // to know of since it was listed: its own, and those others reported.
+        let mut size = Size::default();
+        for (shard, count) in pass.counts.iter().enumerate() {
+            let since = self.changes_known(shard).plus(count.changes_then.negated());
+            let counted = Size {
+                entries: count.entries as i64,
+                bytes: count.bytes as i64,
+            };
+            size = size.plus(counted).plus(since);
         }
-        let size = Size {
-            entries: entries.round() as i64,
-            bytes: bytes.round() as i64,
-        };
         self.recounted = Some(Recounted {
             size,
             started_ms: pass.started_ms,
@@ -541,10 +534,15 @@ impl Census {
         let lock = exclusion::acquire(layout, &KeyHash::CENSUS, &self.lock, "the census")?;
         let mut record = read_census(&self.file)?.unwrap_or(self.shared);
         change(&mut record, self.pending);
+        for (reported, pending) in record.shard_changes.iter_mut().zip(&self.pending_by_shard) {
+            reported[0] = reported[0].wrapping_add(pending.entries);
+            reported[1] = reported[1].wrapping_add(pending.bytes);
+        }
         write_census(layout, &self.file, &record)?;
         lock.release()?;
         self.shared = record;
         self.pending = Size::default();
+        self.pending_by_shard = [Size::default(); SHARDS];
         Ok(())
     }
 
@@ -679,6 +677,66 @@ mod tests {
     /// *in that shard*: spread evenly, they cancelled out (one write, one
     /// eviction), and a pass that overtook the sweep counted its shards before
     /// their evictions — 250 000 entries at their limit then drifted to +4.6 %.
+    /// Two handles at capacity, each evicting shard by shard from its own
+    /// sweep: each recount must follow the *other* handle's evictions into
+    /// the shards it counted, as it follows its own. Spread evenly over the
+    /// shards, they made two handles holding 250 000 entries range from
+    /// −5.5 % to +1.9 % of their limit.
+    #[test]
+    fn recounts_follow_other_handles_evicting_shard_by_shard() {
+        const LIVE: usize = 4096;
+        const VALUE: &[u8] = b"value";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (layout, first) = lone_census(dir.path());
+        let flush_every = first.flush_every;
+        let second = Census::open(&layout, Duration::from_secs(10), flush_every).expect("open");
+        let mut censuses = [first, second];
+        let created = censuses[0].shared.reconciled_at;
+        let one = Size::entry(VALUE.len() as u64);
+        let mut by_shard: Vec<Vec<PathBuf>> = vec![Vec::new(); SHARDS];
+        for i in 0..LIVE {
+            let path = write_entry(&layout, &format!("key {i}"), VALUE);
+            censuses[0].record(path_shard(&path), one);
+            by_shard[usize::from(path_shard(&path))].push(path);
+        }
+        censuses[0].flush_now(&layout);
+        censuses[1].flush_now(&layout);
+        for census in &mut censuses {
+            census.pass_spread = 0;
+        }
+        // The handles take turns; each evicts from its own sweep's shard,
+        // half a shard at a time, the two sweeps half the shards apart.
+        let mut sweeps = [(0usize, 0usize), (SHARDS / 2, 0)];
+        for i in 0..8 * MIN_WRITES_BETWEEN_PASSES as usize {
+            let turn = i % 2;
+            let census = &mut censuses[turn];
+            let path = write_entry(&layout, &format!("new {i}"), VALUE);
+            census.record(path_shard(&path), one);
+            by_shard[usize::from(path_shard(&path))].push(path);
+            let (sweep, evicted_here) = &mut sweeps[turn];
+            while by_shard[*sweep].is_empty() || *evicted_here == 8 {
+                *sweep = (*sweep + 1) % SHARDS;
+                *evicted_here = 0;
+            }
+            let victim = by_shard[*sweep].pop().expect("an entry");
+            fs::remove_file(&victim).expect("evict");
+            census.record(path_shard(&victim), one.negated());
+            *evicted_here += 1;
+            census.after_write(&layout).expect("after write");
+            if i % 16 < 2 {
+                // Reported often, as handles writing at this pace are.
+                census.flush_now(&layout);
+            }
+        }
+        censuses[0].flush_now(&layout);
+        let record = reported(&layout, &mut censuses[1]);
+        assert_eq!(
+            record.reconciled_at, created,
+            "no recount corrected the count: {record:?}"
+        );
+        assert_eq!(record.entries, LIVE as i64);
+    }
+
     #[test]
     fn recounts_follow_an_evictor_that_removes_shard_by_shard() {
         const LIVE: usize = 4096;

@@ -57,20 +57,22 @@
 //! # The census file
 //!
 //! `census` (at the cache root) holds the size of the cache as the handles with
-//! a size limit have reported it (see `crate::census`); 40 bytes:
+//! a size limit have reported it (see `crate::census`); 4 136 bytes:
 //!
-//! | offset | size | field           | meaning                                                  |
-//! |--------|------|-----------------|----------------------------------------------------------|
-//! | 0      | 4    | `magic`         | `b"FCCN"`                                                |
-//! | 4      | 2    | `version`       | `1`                                                      |
-//! | 6      | 2    | `reserved`      | `0`                                                      |
-//! | 8      | 8    | `entries`       | entry files, signed (a drifted count may dip below zero) |
-//! | 16     | 8    | `bytes`         | bytes of entry files, signed                             |
-//! | 24     | 8    | `reconciled_at` | Unix ms of the last correction from a full recount       |
-//! | 32     | 8    | `checksum`      | first 8 bytes of keyed blake3 over bytes 0..32           |
+//! | offset | size | field            | meaning                                                  |
+//! |--------|------|------------------|----------------------------------------------------------|
+//! | 0      | 4    | `magic`          | `b"FCCN"`                                                |
+//! | 4      | 2    | `version`        | `2` (its own: version 1, 40 bytes, had no shard changes)  |
+//! | 6      | 2    | `reserved`       | `0`                                                      |
+//! | 8      | 8    | `entries`        | entry files, signed (a drifted count may dip below zero) |
+//! | 16     | 8    | `bytes`          | bytes of entry files, signed                             |
+//! | 24     | 8    | `reconciled_at`  | Unix ms of the last correction from a full recount       |
+//! | 32     | 4096 | `shard_changes`  | per shard 0..256: entries (8), then bytes (8), signed: the sum of all changes reported to that shard (recounts use their differences; corrections leave them alone) |
+//! | 4128   | 8    | `checksum`       | first 8 bytes of keyed blake3 over bytes 0..4128         |
 //!
 //! It is replaced whole (temporary file, then `rename`) by a writer holding its
-//! lock; a missing or damaged census file is rebuilt from a recount.
+//! lock; a missing or damaged census file, or one of another version, is
+//! rebuilt from a recount.
 
 use std::sync::LazyLock;
 
@@ -313,10 +315,18 @@ pub fn lock_owner(bytes: &[u8]) -> Option<[u8; 16]> {
 /// The four bytes the census file starts with.
 pub const CENSUS_MAGIC: [u8; 4] = *b"FCCN";
 /// Size of the census file, in bytes.
-pub const CENSUS_LEN: usize = 40;
+pub const CENSUS_LEN: usize = 4136;
+/// The census file's own format version.
+pub const CENSUS_VERSION: u16 = 2;
+/// Shards whose changes the census file tracks: one per shard directory.
+pub const CENSUS_SHARDS: usize = 256;
+/// Where the census file's shard changes start.
+const SHARD_CHANGES_AT: usize = 32;
+/// Where the census file's checksum starts.
+const CENSUS_SUM_AT: usize = SHARD_CHANGES_AT + 16 * CENSUS_SHARDS;
 
 /// The content of the census file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CensusRecord {
     /// Entry files in the cache.
     pub entries: i64,
@@ -324,35 +334,59 @@ pub struct CensusRecord {
     pub bytes: i64,
     /// Unix ms of the last correction from a full recount (0: none yet).
     pub reconciled_at: u64,
+    /// Per shard, the sum of the changes reported to it: `[entries, bytes]`.
+    pub shard_changes: [[i64; 2]; CENSUS_SHARDS],
+}
+
+impl Default for CensusRecord {
+    fn default() -> Self {
+        Self {
+            entries: 0,
+            bytes: 0,
+            reconciled_at: 0,
+            shard_changes: [[0; 2]; CENSUS_SHARDS],
+        }
+    }
 }
 
 /// Encodes the census file.
 pub fn encode_census(record: &CensusRecord) -> [u8; CENSUS_LEN] {
     let mut out = [0u8; CENSUS_LEN];
     out[0..4].copy_from_slice(&CENSUS_MAGIC);
-    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[4..6].copy_from_slice(&CENSUS_VERSION.to_le_bytes());
     out[8..16].copy_from_slice(&record.entries.to_le_bytes());
     out[16..24].copy_from_slice(&record.bytes.to_le_bytes());
     out[24..32].copy_from_slice(&record.reconciled_at.to_le_bytes());
-    let sum = checksum(&out[..32], b"", b"");
-    out[32..40].copy_from_slice(&sum[..8]);
+    let changes = out[SHARD_CHANGES_AT..CENSUS_SUM_AT].chunks_exact_mut(8);
+    for (field, value) in changes.zip(record.shard_changes.iter().flatten()) {
+        field.copy_from_slice(&value.to_le_bytes());
+    }
+    let sum = checksum(&out[..CENSUS_SUM_AT], b"", b"");
+    out[CENSUS_SUM_AT..].copy_from_slice(&sum[..8]);
     out
 }
 
-/// Decodes the census file; `None` if it is not a whole, intact one.
+/// Decodes the census file; `None` if it is not a whole, intact one of this
+/// version.
 pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
     if bytes.len() != CENSUS_LEN
         || bytes[0..4] != CENSUS_MAGIC
-        || bytes[4..6] != VERSION.to_le_bytes()
-        || bytes[32..40] != checksum(&bytes[..32], b"", b"")[..8]
+        || bytes[4..6] != CENSUS_VERSION.to_le_bytes()
+        || bytes[CENSUS_SUM_AT..] != checksum(&bytes[..CENSUS_SUM_AT], b"", b"")[..8]
     {
         return None;
     }
-    Some(CensusRecord {
+    let mut record = CensusRecord {
         entries: i64::from_le_bytes(array(&bytes[8..16])),
         bytes: i64::from_le_bytes(array(&bytes[16..24])),
         reconciled_at: u64::from_le_bytes(array(&bytes[24..32])),
-    })
+        ..CensusRecord::default()
+    };
+    let fields = bytes[SHARD_CHANGES_AT..CENSUS_SUM_AT].chunks_exact(8);
+    for (value, field) in record.shard_changes.iter_mut().flatten().zip(fields) {
+        *value = i64::from_le_bytes(array(field));
+    }
+    Some(record)
 }
 
 /// The file length a header announces (`44 + key_len + value_len`), if `bytes`
@@ -433,27 +467,47 @@ mod tests {
 
     #[test]
     fn census_file_is_pinned_and_checked() {
-        let record = CensusRecord {
+        let mut record = CensusRecord {
             entries: 3,
             bytes: -1,
             reconciled_at: 0x0102,
+            ..CensusRecord::default()
         };
+        record.shard_changes[0] = [1, 2];
+        record.shard_changes[255] = [-1, 0x0304];
         let bytes = encode_census(&record);
-        let hex: String = bytes[..32].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = |range: std::ops::Range<usize>| -> String {
+            bytes[range].iter().map(|b| format!("{b:02x}")).collect()
+        };
         let expected = concat!(
             "4643434e",         // magic "FCCN"
-            "0100",             // version 1
+            "0200",             // census version 2
             "0000",             // reserved
             "0300000000000000", // entries 3
             "ffffffffffffffff", // bytes -1
             "0201000000000000", // reconciled_at
+            "0100000000000000", // shard 0: entries 1
+            "0200000000000000", // shard 0: bytes 2
         );
-        assert_eq!(hex, expected);
+        assert_eq!(hex(0..48), expected);
+        assert_eq!(hex(48..64), "0".repeat(32), "shard 1: no changes");
+        assert_eq!(
+            hex(4112..4128),
+            "ffffffffffffffff0403000000000000",
+            "shard 255: entries -1, bytes 0x0304"
+        );
+        assert_eq!(bytes.len(), CENSUS_LEN);
         assert_eq!(decode_census(&bytes), Some(record));
-        let mut damaged = bytes;
-        damaged[9] ^= 1;
-        assert_eq!(decode_census(&damaged), None);
-        assert_eq!(decode_census(&bytes[..39]), None);
+        for flipped in [9, 100, 4127] {
+            let mut damaged = bytes;
+            damaged[flipped] ^= 1;
+            assert_eq!(decode_census(&damaged), None);
+        }
+        assert_eq!(decode_census(&bytes[..CENSUS_LEN - 1]), None);
+        // A version 1 file (40 bytes, no shard changes) is not this version.
+        let mut version_one = bytes[..40].to_vec();
+        version_one[4] = 1;
+        assert_eq!(decode_census(&version_one), None);
     }
 
     #[test]
