@@ -4,7 +4,7 @@
 //!
 //! # The shared count
 //!
-//! The census file (`<root>/census`, format in [`crate::format`]) holds the
+//! The census file (`<root>/census-2`, format in [`crate::format`]) holds the
 //! number of entries and bytes as the bounded handles have reported them, and
 //! per shard the sum of the changes reported to it (for recounts). Each
 //! such handle knows its own changes exactly — before a write it `stat`s the
@@ -726,6 +726,36 @@ mod tests {
         store
             .insert("after", b"value", crate::Expiry::Never)
             .expect("insert");
+    }
+
+    /// A cache that handles of the census's version 1 counted in `census`
+    /// (40 bytes) keeps that file as it is: a handle of this version counts
+    /// the cache itself into `census-2`, so that a handle of each version does
+    /// not overwrite the other's count with its own (which let two versions
+    /// writing at once hold 9 709 entries for a limit of 2 000).
+    #[test]
+    fn a_version_one_census_is_left_to_its_handles() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(FileStore::open(dir.path(), Options::default()).expect("open"));
+        let layout = Layout::new(dir.path().to_path_buf());
+        for i in 0..10 {
+            write_entry(&layout, &format!("key {i}"), b"value");
+        }
+        let mut version_one = format::encode_census(&CensusRecord {
+            entries: 99_999,
+            ..CensusRecord::default()
+        })[..40]
+            .to_vec();
+        version_one[4] = 1;
+        let old_file = dir.path().join("census");
+        fs::write(&old_file, &version_one).expect("write version 1 census");
+        let mut census =
+            Census::open(&layout, Duration::from_secs(10), Size::entry(1)).expect("open");
+        assert_eq!(census.size().entries, 10, "counted, not read from `census`");
+        census.record(0, Size::entry(5));
+        census.flush_now(&layout);
+        assert_eq!(fs::read(&old_file).expect("read"), version_one);
+        assert_eq!(reported(&layout, &mut census).entries, 11);
     }
 
     /// Two handles at capacity, each evicting shard by shard from its own

@@ -56,7 +56,7 @@
 //!
 //! # The census file
 //!
-//! `census` (at the cache root) holds the size of the cache as the handles with
+//! `census-2` (at the cache root) holds the size of the cache as the handles with
 //! a size limit have reported it (see `crate::census`); 4 136 bytes:
 //!
 //! | offset | size | field            | meaning                                                  |

@@ -30,8 +30,11 @@ pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 /// Sub-directory holding temporary files.
 pub const TMP_DIR: &str = "tmp";
-/// Name of the census file.
-pub const CENSUS_FILE: &str = "census";
+/// Name of the census file (of its format version 2). Version 1, before
+/// 2026-11-28, was `census`: a handle of that version keeps its own count
+/// there, so that the two do not overwrite each other's (each side's recounts
+/// take the other's writes for drift, as they do an unbounded handle's).
+pub const CENSUS_FILE: &str = "census-2";
 /// Sub-directory holding key lock files.
 pub const LOCKS_DIR: &str = "locks";
 /// Extension of lock files.
