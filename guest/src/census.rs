@@ -54,7 +54,9 @@
 //! its count times the mean size of the entries sampled in it (exact when all
 //! were sampled). A cache without a census file (the first bounded open) is
 //! counted at `open`: shards are listed until [`FIRST_CENSUS_NAMES`] names were
-//! seen — all of a small cache — and the rest extrapolated.
+//! seen — all of a small cache — and the rest extrapolated; the census file
+//! marks such a count, and the first complete recount replaces it whatever the
+//! drift.
 //!
 //! Listings `stat` a few entries for the mean size. The evictor
 //! takes its candidates from a sweep of its own, which starts at a shard drawn
@@ -254,6 +256,7 @@ impl Census {
             entries: (entries * SHARDS as u64 / listed) as i64,
             bytes: (bytes * SHARDS as u64 / listed) as i64,
             reconciled_at: now_ms(),
+            extrapolated: listed < SHARDS as u64,
             ..CensusRecord::default()
         };
         // Written only if nobody else wrote one meanwhile; a failure is retried at the next flush.
@@ -511,11 +514,21 @@ impl Census {
             if let Some(recounted) = recounted
                 && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
             {
-                let correction = correction(record, recounted.size);
-                if correction != Size::default() {
+                // An extrapolated first count is replaced by the first
+                // complete recount, however close they are.
+                let correction = if record.extrapolated {
+                    Size {
+                        entries: recounted.size.entries.wrapping_sub(record.entries),
+                        bytes: recounted.size.bytes.wrapping_sub(record.bytes),
+                    }
+                } else {
+                    correction(record, recounted.size)
+                };
+                if correction != Size::default() || record.extrapolated {
                     record.entries = record.entries.wrapping_add(correction.entries);
                     record.bytes = record.bytes.wrapping_add(correction.bytes);
                     record.reconciled_at = now_ms();
+                    record.extrapolated = false;
                 }
             }
         })
@@ -526,6 +539,7 @@ impl Census {
             record.entries = 0;
             record.bytes = 0;
             record.reconciled_at = now_ms();
+            record.extrapolated = false;
         })
     }
 
@@ -756,6 +770,46 @@ mod tests {
         census.flush_now(&layout);
         assert_eq!(fs::read(&old_file).expect("read"), version_one);
         assert_eq!(reported(&layout, &mut census).entries, 11);
+    }
+
+    /// The first count of a large cache lists part of its shards and
+    /// extrapolates; the first complete recount replaces that estimate even
+    /// when it is within the drift recounts otherwise leave alone (it was
+    /// kept, so a lone handle held a cache ~1 % over its limit for good).
+    #[test]
+    fn the_first_complete_recount_replaces_an_extrapolated_count() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(FileStore::open(dir.path(), Options::default()).expect("open"));
+        let layout = Layout::new(dir.path().to_path_buf());
+        // Shard 00 holds 3 000 entries, the others 55 each: the first count
+        // reaches FIRST_CENSUS_NAMES before the last shards and overshoots.
+        let mut total = 0;
+        for shard in 0..SHARDS {
+            let count = if shard == 0 { 3000 } else { 55 };
+            let shard_dir = layout.shard_dir(shard as u8);
+            fs::create_dir_all(&shard_dir).expect("shard dir");
+            for i in 0..count {
+                fs::write(shard_dir.join(format!("{shard:02x}{i:062x}")), b"").expect("write");
+            }
+            total += count as i64;
+        }
+        let mut census =
+            Census::open(&layout, Duration::from_secs(10), Size::entry(1)).expect("open");
+        let first = census.size().entries;
+        assert!(
+            census.shared.extrapolated && first != total,
+            "{first} for {total}"
+        );
+        assert!(
+            first.abs_diff(total) * 100 < 3 * total as u64,
+            "{first} within 3 %"
+        );
+        while census.shared.extrapolated {
+            census.after_write(&layout).expect("after write");
+            census.flush_now(&layout);
+        }
+        assert_eq!(census.size().entries, total);
+        assert!(!reported(&layout, &mut census).extrapolated);
     }
 
     /// Two handles at capacity, each evicting shard by shard from its own

@@ -63,7 +63,8 @@
 //! |--------|------|------------------|----------------------------------------------------------|
 //! | 0      | 4    | `magic`          | `b"FCCN"`                                                |
 //! | 4      | 2    | `version`        | `2` (its own: version 1, 40 bytes, had no shard changes)  |
-//! | 6      | 2    | `reserved`       | `0`                                                      |
+//! | 6      | 1    | `flags`          | bit 0 `extrapolated`: the count is the first one, from part of the shards; the first complete recount replaces it whatever the drift. Other bits `0` (refused otherwise) |
+//! | 7      | 1    | `reserved`       | `0` (refused otherwise)                                  |
 //! | 8      | 8    | `entries`        | entry files, signed (a drifted count may dip below zero) |
 //! | 16     | 8    | `bytes`          | bytes of entry files, signed                             |
 //! | 24     | 8    | `reconciled_at`  | Unix ms of the last correction from a full recount       |
@@ -334,6 +335,9 @@ pub struct CensusRecord {
     pub bytes: i64,
     /// Unix ms of the last correction from a full recount (0: none yet).
     pub reconciled_at: u64,
+    /// Whether the count was extrapolated from part of the shards (by the
+    /// first bounded handle) and no complete recount replaced it yet.
+    pub extrapolated: bool,
     /// Per shard, the sum of the changes reported to it: `[entries, bytes]`.
     pub shard_changes: [[i64; 2]; CENSUS_SHARDS],
 }
@@ -344,6 +348,7 @@ impl Default for CensusRecord {
             entries: 0,
             bytes: 0,
             reconciled_at: 0,
+            extrapolated: false,
             shard_changes: [[0; 2]; CENSUS_SHARDS],
         }
     }
@@ -354,6 +359,7 @@ pub fn encode_census(record: &CensusRecord) -> [u8; CENSUS_LEN] {
     let mut out = [0u8; CENSUS_LEN];
     out[0..4].copy_from_slice(&CENSUS_MAGIC);
     out[4..6].copy_from_slice(&CENSUS_VERSION.to_le_bytes());
+    out[6] = u8::from(record.extrapolated);
     out[8..16].copy_from_slice(&record.entries.to_le_bytes());
     out[16..24].copy_from_slice(&record.bytes.to_le_bytes());
     out[24..32].copy_from_slice(&record.reconciled_at.to_le_bytes());
@@ -372,6 +378,8 @@ pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
     if bytes.len() != CENSUS_LEN
         || bytes[0..4] != CENSUS_MAGIC
         || bytes[4..6] != CENSUS_VERSION.to_le_bytes()
+        || bytes[6] > 1
+        || bytes[7] != 0
         || bytes[CENSUS_SUM_AT..] != checksum(&bytes[..CENSUS_SUM_AT], b"", b"")[..8]
     {
         return None;
@@ -380,6 +388,7 @@ pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
         entries: i64::from_le_bytes(array(&bytes[8..16])),
         bytes: i64::from_le_bytes(array(&bytes[16..24])),
         reconciled_at: u64::from_le_bytes(array(&bytes[24..32])),
+        extrapolated: bytes[6] == 1,
         ..CensusRecord::default()
     };
     let fields = bytes[SHARD_CHANGES_AT..CENSUS_SUM_AT].chunks_exact(8);
@@ -471,6 +480,7 @@ mod tests {
             entries: 3,
             bytes: -1,
             reconciled_at: 0x0102,
+            extrapolated: true,
             ..CensusRecord::default()
         };
         record.shard_changes[0] = [1, 2];
@@ -482,7 +492,8 @@ mod tests {
         let expected = concat!(
             "4643434e",         // magic "FCCN"
             "0200",             // census version 2
-            "0000",             // reserved
+            "01",               // flags: extrapolated
+            "00",               // reserved
             "0300000000000000", // entries 3
             "ffffffffffffffff", // bytes -1
             "0201000000000000", // reconciled_at
@@ -504,6 +515,14 @@ mod tests {
             assert_eq!(decode_census(&damaged), None);
         }
         assert_eq!(decode_census(&bytes[..CENSUS_LEN - 1]), None);
+        // Unknown flags and a non-zero reserved byte are refused, checksum or not.
+        for (at, value) in [(6, 2), (7, 1)] {
+            let mut unknown = bytes;
+            unknown[at] = value;
+            let sum = checksum(&unknown[..CENSUS_SUM_AT], b"", b"");
+            unknown[CENSUS_SUM_AT..].copy_from_slice(&sum[..8]);
+            assert_eq!(decode_census(&unknown), None);
+        }
         // A version 1 file (40 bytes, no shard changes) is not this version.
         let mut version_one = bytes[..40].to_vec();
         version_one[4] = 1;
