@@ -133,6 +133,16 @@ impl Size {
         }
     }
 
+    /// A `[entries, bytes]` pair, as the census file holds a shard's changes.
+    fn from_pair([entries, bytes]: [i64; 2]) -> Self {
+        Self { entries, bytes }
+    }
+
+    /// The `[entries, bytes]` pair.
+    fn pair(self) -> [i64; 2] {
+        [self.entries, self.bytes]
+    }
+
     /// The sum; wrapping, as the census file's sums of shard changes do (a
     /// damaged file's figures must not panic a handle).
     fn plus(self, other: Self) -> Self {
@@ -192,7 +202,8 @@ pub struct Census {
     lock: LockPolicy,
     shared: CensusRecord,
     pending: Size,
-    /// `pending`, shard by shard.
+    /// The changes of `pending` made to each shard (all of them but the
+    /// emptying of a `clear`, which is not the sum of anything it knows).
     pending_by_shard: [Size; SHARDS],
     recounted: Option<Recounted>,
     flush_every: Size,
@@ -293,8 +304,7 @@ impl Census {
     /// The sum of the changes to shard `shard` that this handle knows of: those
     /// reported in the census file as it last read it, and its own pending ones.
     fn changes_known(&self, shard: usize) -> Size {
-        let [entries, bytes] = self.shared.shard_changes[shard];
-        Size { entries, bytes }.plus(self.pending_by_shard[shard])
+        Size::from_pair(self.shared.shard_changes[shard]).plus(self.pending_by_shard[shard])
     }
 
     /// After a write: goes on with the recount if it is time, and reports
@@ -325,7 +335,8 @@ impl Census {
 
     /// Reports pending changes now (best effort), as when the handle is dropped.
     pub fn flush_now(&mut self, layout: &Layout) {
-        let unreported = self.pending_by_shard.iter().any(|p| *p != Size::default());
+        let unreported = self.pending != Size::default()
+            || self.pending_by_shard.iter().any(|p| *p != Size::default());
         if unreported || self.recounted.is_some() {
             let _ = self.flush(layout);
         }
@@ -514,16 +525,7 @@ impl Census {
             if let Some(recounted) = recounted
                 && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
             {
-                // An extrapolated first count is replaced by the first
-                // complete recount, however close they are.
-                let correction = if record.extrapolated {
-                    Size {
-                        entries: recounted.size.entries.wrapping_sub(record.entries),
-                        bytes: recounted.size.bytes.wrapping_sub(record.bytes),
-                    }
-                } else {
-                    correction(record, recounted.size)
-                };
+                let correction = correction(record, recounted.size);
                 if correction != Size::default() || record.extrapolated {
                     record.entries = record.entries.wrapping_add(correction.entries);
                     record.bytes = record.bytes.wrapping_add(correction.bytes);
@@ -553,8 +555,7 @@ impl Census {
         let mut record = read_census(&self.file)?.unwrap_or(self.shared);
         change(&mut record, self.pending);
         for (reported, pending) in record.shard_changes.iter_mut().zip(&self.pending_by_shard) {
-            reported[0] = reported[0].wrapping_add(pending.entries);
-            reported[1] = reported[1].wrapping_add(pending.bytes);
+            *reported = Size::from_pair(*reported).plus(*pending).pair();
         }
         write_census(layout, &self.file, &record)?;
         lock.release()?;
@@ -573,10 +574,15 @@ impl Census {
 }
 
 /// What to add to the shared count `record` (pending changes included) to
-/// bring it to `recounted`: nothing if they are within the tolerated drift.
+/// bring it to `recounted`: nothing if they are within the tolerated drift —
+/// unless `record` is an extrapolated first count, which a complete recount
+/// replaces however close they are.
 fn correction(record: &CensusRecord, recounted: Size) -> Size {
     let drift = |counted: i64, recounted: i64, tolerated: f64, floor: f64| {
         let drift = recounted.wrapping_sub(counted);
+        if record.extrapolated {
+            return drift;
+        }
         if drift.unsigned_abs() as f64 > (counted.unsigned_abs() as f64 * tolerated).max(floor) {
             drift
         } else {
@@ -688,13 +694,6 @@ mod tests {
             .expect("a census")
     }
 
-    /// The evictor of a lone handle at capacity removes entries shard after
-    /// shard (its sweep) while its writes land in every shard, and its
-    /// recount passes go over the shards in another order. Each shard's count
-    /// must be brought up to the end of the pass by the handle's own changes
-    /// *in that shard*: spread evenly, they cancelled out (one write, one
-    /// eviction), and a pass that overtook the sweep counted its shards before
-    /// their evictions — 250 000 entries at their limit then drifted to +4.6 %.
     /// A census file whose figures are at the ends of their range (written
     /// by a bug, or by hand: its checksum is right), its last correction
     /// dated in the far future, makes a handle work with odd sizes, never
@@ -812,6 +811,60 @@ mod tests {
         assert!(!reported(&layout, &mut census).extrapolated);
     }
 
+    /// Entry files by shard, written and evicted as a handle at capacity does.
+    struct Churn {
+        layout: Layout,
+        by_shard: Vec<Vec<PathBuf>>,
+    }
+
+    /// Where an evictor's sweep is: its shard, and how many it evicted there.
+    #[derive(Default)]
+    struct Sweep {
+        shard: usize,
+        evicted_here: usize,
+    }
+
+    impl Churn {
+        const VALUE: &[u8] = b"value";
+
+        /// `live` entries written by `census`'s handle.
+        fn filled(layout: &Layout, census: &mut Census, live: usize) -> Self {
+            let mut churn = Self {
+                layout: layout.clone(),
+                by_shard: vec![Vec::new(); SHARDS],
+            };
+            for i in 0..live {
+                churn.write(census, &format!("key {i}"));
+            }
+            churn
+        }
+
+        fn one() -> Size {
+            Size::entry(Self::VALUE.len() as u64)
+        }
+
+        /// `census`'s handle writes a new entry for `key`.
+        fn write(&mut self, census: &mut Census, key: &str) {
+            let path = write_entry(&self.layout, key, Self::VALUE);
+            census.record(path_shard(&path), Self::one());
+            self.by_shard[usize::from(path_shard(&path))].push(path);
+        }
+
+        /// `census`'s handle evicts an entry of its sweep's shard, moving on
+        /// after 8 evictions (half of a shard's 16 entries) as the evictor
+        /// goes through a shard.
+        fn evict(&mut self, census: &mut Census, sweep: &mut Sweep) {
+            while self.by_shard[sweep.shard].is_empty() || sweep.evicted_here == 8 {
+                sweep.shard = (sweep.shard + 1) % SHARDS;
+                sweep.evicted_here = 0;
+            }
+            let victim = self.by_shard[sweep.shard].pop().expect("an entry");
+            fs::remove_file(&victim).expect("evict");
+            census.record(path_shard(&victim), Self::one().negated());
+            sweep.evicted_here += 1;
+        }
+    }
+
     /// Two handles at capacity, each evicting shard by shard from its own
     /// sweep: each recount must follow the *other* handle's evictions into
     /// the shards it counted, as it follows its own. Spread evenly over the
@@ -820,43 +873,30 @@ mod tests {
     #[test]
     fn recounts_follow_other_handles_evicting_shard_by_shard() {
         const LIVE: usize = 4096;
-        const VALUE: &[u8] = b"value";
         let dir = tempfile::tempdir().expect("temp dir");
-        let (layout, first) = lone_census(dir.path());
-        let flush_every = first.flush_every;
-        let second = Census::open(&layout, Duration::from_secs(10), flush_every).expect("open");
+        let (layout, mut first) = lone_census(dir.path());
+        let created = first.shared.reconciled_at;
+        let mut churn = Churn::filled(&layout, &mut first, LIVE);
+        first.flush_now(&layout);
+        let second =
+            Census::open(&layout, Duration::from_secs(10), first.flush_every).expect("open");
         let mut censuses = [first, second];
-        let created = censuses[0].shared.reconciled_at;
-        let one = Size::entry(VALUE.len() as u64);
-        let mut by_shard: Vec<Vec<PathBuf>> = vec![Vec::new(); SHARDS];
-        for i in 0..LIVE {
-            let path = write_entry(&layout, &format!("key {i}"), VALUE);
-            censuses[0].record(path_shard(&path), one);
-            by_shard[usize::from(path_shard(&path))].push(path);
-        }
-        censuses[0].flush_now(&layout);
-        censuses[1].flush_now(&layout);
         for census in &mut censuses {
             census.pass_spread = 0;
         }
-        // The handles take turns; each evicts from its own sweep's shard,
-        // half a shard at a time, the two sweeps half the shards apart.
-        let mut sweeps = [(0usize, 0usize), (SHARDS / 2, 0)];
+        // The handles take turns; their sweeps are half the shards apart.
+        let mut sweeps = [
+            Sweep::default(),
+            Sweep {
+                shard: SHARDS / 2,
+                evicted_here: 0,
+            },
+        ];
         for i in 0..8 * MIN_WRITES_BETWEEN_PASSES as usize {
             let turn = i % 2;
             let census = &mut censuses[turn];
-            let path = write_entry(&layout, &format!("new {i}"), VALUE);
-            census.record(path_shard(&path), one);
-            by_shard[usize::from(path_shard(&path))].push(path);
-            let (sweep, evicted_here) = &mut sweeps[turn];
-            while by_shard[*sweep].is_empty() || *evicted_here == 8 {
-                *sweep = (*sweep + 1) % SHARDS;
-                *evicted_here = 0;
-            }
-            let victim = by_shard[*sweep].pop().expect("an entry");
-            fs::remove_file(&victim).expect("evict");
-            census.record(path_shard(&victim), one.negated());
-            *evicted_here += 1;
+            churn.write(census, &format!("new {i}"));
+            churn.evict(census, &mut sweeps[turn]);
             census.after_write(&layout).expect("after write");
             if i % 16 < 2 {
                 // Reported often, as handles writing at this pace are.
@@ -872,39 +912,27 @@ mod tests {
         assert_eq!(record.entries, LIVE as i64);
     }
 
+    /// The evictor of a lone handle at capacity removes entries shard after
+    /// shard (its sweep) while its writes land in every shard, and its
+    /// recount passes go over the shards in another order. Each shard's count
+    /// must be brought up to the end of the pass by the handle's own changes
+    /// *in that shard*: spread evenly, they cancelled out (one write, one
+    /// eviction), and a pass that overtook the sweep counted its shards before
+    /// their evictions — 250 000 entries at their limit then drifted to +4.6 %.
     #[test]
     fn recounts_follow_an_evictor_that_removes_shard_by_shard() {
         const LIVE: usize = 4096;
-        const VALUE: &[u8] = b"value";
         let dir = tempfile::tempdir().expect("temp dir");
         let (layout, mut census) = lone_census(dir.path());
         // Eight names listed per write, as in a large cache: a pass takes
         // 512 writes, during which the sweep goes over 64 shards.
         census.pass_spread = 0;
         let created = census.shared.reconciled_at;
-        let one = Size::entry(VALUE.len() as u64);
-        let mut by_shard: Vec<Vec<PathBuf>> = vec![Vec::new(); SHARDS];
-        for i in 0..LIVE {
-            let path = write_entry(&layout, &format!("key {i}"), VALUE);
-            census.record(path_shard(&path), one);
-            by_shard[usize::from(path_shard(&path))].push(path);
-        }
-        // Each write adds an entry and evicts one from the sweep's shard,
-        // which moves on after 8 evictions (half of a shard's 16 entries).
-        let mut sweep = 0usize;
-        let mut evicted_here = 0;
+        let mut churn = Churn::filled(&layout, &mut census, LIVE);
+        let mut sweep = Sweep::default();
         for i in 0..4 * MIN_WRITES_BETWEEN_PASSES as usize {
-            let path = write_entry(&layout, &format!("new {i}"), VALUE);
-            census.record(path_shard(&path), one);
-            by_shard[usize::from(path_shard(&path))].push(path);
-            while by_shard[sweep].is_empty() || evicted_here == 8 {
-                sweep = (sweep + 1) % SHARDS;
-                evicted_here = 0;
-            }
-            let victim = by_shard[sweep].pop().expect("an entry");
-            fs::remove_file(&victim).expect("evict");
-            census.record(path_shard(&victim), one.negated());
-            evicted_here += 1;
+            churn.write(&mut census, &format!("new {i}"));
+            churn.evict(&mut census, &mut sweep);
             census.after_write(&layout).expect("after write");
         }
         let record = reported(&layout, &mut census);
