@@ -8,10 +8,15 @@
 //! rustc flags and wrappers, which are meant for the host target. The builds
 //! share that directory, so each artifact is copied out as soon as it is built
 //! (the next build may write a file of the same name).
+//!
+//! A toolchain without the `wasm32-wasip2` standard library gets it from
+//! `rustup target add` (said in a build warning); without rustup the build stops
+//! with one line that says what to install. Failures are reported as `error:`
+//! lines, never as a panic.
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
@@ -61,16 +66,20 @@ const ARTIFACTS: &[Artifact] = &[
     },
 ];
 
+/// The target the components are built for.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(cargo_env("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir
         .parent()
-        .expect("host-test lives inside the workspace");
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+        .unwrap_or_else(|| fail("host-test must live inside the workspace"));
+    let out_dir = PathBuf::from(cargo_env("OUT_DIR"));
     let target_dir = out_dir.join("wasm-target");
     let components = out_dir.join("components");
-    std::fs::create_dir_all(&components).expect("components dir");
+    std::fs::create_dir_all(&components)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", components.display())));
+    ensure_wasm_target();
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
@@ -101,7 +110,10 @@ fn main() {
             .join(artifact.built);
         let path = components.join(artifact.name);
         std::fs::copy(&built, &path).unwrap_or_else(|e| {
-            panic!("the nested build did not produce {}: {e}", built.display())
+            fail(&format!(
+                "the nested build did not produce {}: {e}",
+                built.display()
+            ))
         });
         constant(artifact.constant, artifact.what, &path);
     }
@@ -116,7 +128,60 @@ fn main() {
         "the plugin composed with the cache component (imports WASI only)",
         &composed,
     );
-    std::fs::write(out_dir.join("artifacts.rs"), constants).expect("write artifacts.rs");
+    std::fs::write(out_dir.join("artifacts.rs"), constants)
+        .unwrap_or_else(|e| fail(&format!("cannot write artifacts.rs: {e}")));
+}
+
+/// Stops the build with one `error:` line (no panic, no backtrace).
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}
+
+/// A variable cargo always sets for build scripts.
+fn cargo_env(name: &str) -> std::ffi::OsString {
+    env::var_os(name).unwrap_or_else(|| fail(&format!("{name} is not set: run this through cargo")))
+}
+
+/// Makes sure the toolchain building this crate has the standard library for
+/// [`WASM_TARGET`]: installs it with rustup if it is missing, or stops with a
+/// line that says what to do where there is no rustup.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        .unwrap_or_else(|| fail(&format!("`{rustc} --print sysroot` failed")));
+    let installed = |sysroot: &Path| sysroot.join("lib/rustlib").join(WASM_TARGET).is_dir();
+    if installed(&sysroot) {
+        return;
+    }
+    // Under rustup, cargo runs with RUSTUP_TOOLCHAIN set to the toolchain in use.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", WASM_TARGET]);
+    if let Some(toolchain) = &toolchain {
+        add.args(["--toolchain", toolchain]);
+    }
+    println!(
+        "cargo:warning=the Rust standard library for {WASM_TARGET} is missing: \
+         running `rustup target add {WASM_TARGET}` to build the wasm components"
+    );
+    match add.status() {
+        Ok(status) if status.success() && installed(&sysroot) => {}
+        Ok(status) => fail(&format!(
+            "`rustup target add {WASM_TARGET}` did not install the target ({status}); \
+             install it by hand and build again"
+        )),
+        Err(_) => fail(&format!(
+            "this toolchain has no {WASM_TARGET} standard library and there is no rustup \
+             to add it: install the {WASM_TARGET} target for {rustc} (rustup users: \
+             `rustup target add {WASM_TARGET}`), then build again"
+        )),
+    }
 }
 
 /// `wac plug socket --plug plug -o out`, with wac's library.
@@ -124,18 +189,20 @@ fn compose(socket: &Path, plug: &Path, out: &Path) {
     let mut graph = CompositionGraph::new();
     let mut register = |name: &str, path: &Path| {
         let package = Package::from_file(name, None, path, graph.types_mut())
-            .unwrap_or_else(|e| panic!("read {}: {e:#}", path.display()));
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e:#}", path.display())));
         graph
             .register_package(package)
-            .unwrap_or_else(|e| panic!("register {}: {e}", path.display()))
+            .unwrap_or_else(|e| fail(&format!("cannot register {}: {e}", path.display())))
     };
     let socket = register("filecache:plugin", socket);
     let plug = register("filecache:cache", plug);
-    wac_graph::plug(&mut graph, vec![plug], socket).expect("plug the cache into the plugin");
+    wac_graph::plug(&mut graph, vec![plug], socket)
+        .unwrap_or_else(|e| fail(&format!("cannot plug the cache into the plugin: {e}")));
     let bytes = graph
         .encode(EncodeOptions::default())
-        .expect("encode the composition");
-    std::fs::write(out, bytes).expect("write the composed component");
+        .unwrap_or_else(|e| fail(&format!("cannot encode the composition: {e}")));
+    std::fs::write(out, bytes)
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", out.display())));
 }
 
 fn build(workspace: &Path, target_dir: &Path, package: &str, selection: &[&str]) {
@@ -147,7 +214,7 @@ fn build(workspace: &Path, target_dir: &Path, package: &str, selection: &[&str])
             "build",
             "--release",
             "--target",
-            "wasm32-wasip2",
+            WASM_TARGET,
             "-p",
             package,
         ])
@@ -173,10 +240,12 @@ fn build(workspace: &Path, target_dir: &Path, package: &str, selection: &[&str])
     ] {
         command.env_remove(inherited);
     }
-    let status = command.status().expect("run the nested cargo build");
-    assert!(
-        status.success(),
-        "building {package} for wasm32-wasip2 failed ({status}): see the compiler output \
-         above (if the target is missing: `rustup target add wasm32-wasip2`)"
-    );
+    let status: ExitStatus = command
+        .status()
+        .unwrap_or_else(|e| fail(&format!("cannot run the nested cargo build: {e}")));
+    if !status.success() {
+        fail(&format!(
+            "building {package} for {WASM_TARGET} failed ({status}): see the compiler output above"
+        ));
+    }
 }
