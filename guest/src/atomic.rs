@@ -11,10 +11,9 @@
 //! the final `rename`).
 
 use std::borrow::Cow;
-use std::io;
-use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::cache_dir::{CacheDir, Missing, Sub};
+use crate::error::{Error, MissingOk, Result};
 use crate::exclusion::{self, KeyLock};
 use crate::format::{self, NEVER};
 use crate::layout::KeyHash;
@@ -154,10 +153,9 @@ impl FileStore {
     ) -> Result<T> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let path = self.layout().entry_path(&hash);
         let mut lock = self.lock(&hash, key)?;
         for _ in 0..ATTEMPTS {
-            let before = read_raw(&path)?;
+            let before = read_raw(self.cache(), &hash)?;
             let current = before.as_deref().and_then(|bytes| live_entry(bytes, key));
             let (value, expires_at, result) = match decide(current)? {
                 Decision::Keep(result) => {
@@ -176,17 +174,18 @@ impl FileStore {
                 value: &value,
                 expires_at,
             };
-            let staged = publish::stage(self.layout(), &hash, &entry, self.options().durable)?;
+            let durable = self.options().durable;
+            let (staged, written_at) = publish::stage(self.cache(), &hash, &entry, durable)?;
             if !lock.is_held()? {
                 // Paused past the lease and reclaimed by another writer: publish nothing.
                 drop(staged);
                 lock = self.lock(&hash, key)?;
                 continue;
             }
-            if read_raw(&path)? != before {
+            if read_raw(self.cache(), &hash)? != before {
                 continue; // a plain insert or remove landed meanwhile: decide again
             }
-            let written_at = staged.commit()?;
+            publish::commit(self.cache(), &hash, staged, durable)?;
             lock.release()?;
             self.after_write(
                 &hash,
@@ -202,16 +201,25 @@ impl FileStore {
     }
 
     fn lock(&self, hash: &KeyHash, key: &str) -> Result<KeyLock> {
-        exclusion::acquire(self.layout(), hash, &self.lock_policy(), key)
+        exclusion::acquire(self.cache(), hash, &self.lock_policy(), key)
     }
 }
 
-/// The whole entry file, or `None` if there is none.
-fn read_raw(path: &Path) -> Result<Option<Vec<u8>>> {
-    match platform::read_file(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read entry", path, e)),
+/// The whole entry file of `hash`, or `None` if there is none (a symbolic
+/// link in its place reads as damage: empty).
+fn read_raw(cache: &CacheDir, hash: &KeyHash) -> Result<Option<Vec<u8>>> {
+    let name = hash.file_name();
+    let read = cache
+        .retry(Sub::Shard(hash.shard()), Missing::Leave, |shard| {
+            let file = shard.open_file(name.as_str())?;
+            let len = file.stat()?.len;
+            platform::read_whole(&file, len)
+        })
+        .missing_ok();
+    match read {
+        Ok(bytes) => Ok(bytes.flatten()),
+        Err(e) if platform::is_refused_link(&e) => Ok(Some(Vec::new())),
+        Err(e) => Err(Error::io("read entry", &cache.entry_path(hash), e)),
     }
 }
 

@@ -118,6 +118,7 @@ fn options_from_wit(options: &wit::Options) -> Result<crate::Options, wit::Error
             .map_or(defaults.lock_timeout, Duration::from_millis),
         max_entries: options.max_entries,
         max_bytes: options.max_bytes,
+        group_shared: options.group_shared.unwrap_or(defaults.group_shared),
     })
 }
 

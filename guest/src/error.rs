@@ -58,9 +58,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps an I/O error with the operation and path, classifying a full disk.
+    /// Wraps an I/O error with the operation and path, classifying a full disk
+    /// and saying so when the file system is read-only.
     pub fn io(operation: impl Into<String>, path: &Path, source: io::Error) -> Self {
-        let operation = operation.into();
+        let mut operation = operation.into();
         let path = path.to_path_buf();
         match source.kind() {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Self::StorageFull {
@@ -68,11 +69,16 @@ impl Error {
                 path,
                 source,
             },
-            _ => Self::Io {
-                operation,
-                path,
-                source,
-            },
+            kind => {
+                if kind == io::ErrorKind::ReadOnlyFilesystem {
+                    operation.insert_str(0, "write to a cache on a read-only file system: ");
+                }
+                Self::Io {
+                    operation,
+                    path,
+                    source,
+                }
+            }
         }
     }
 
@@ -109,6 +115,27 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
+/// "Not found is fine": turns a `NotFound` error into `Ok(None)`.
+pub(crate) trait MissingOk<T> {
+    /// `Ok(Some(value))`, `Ok(None)` for `NotFound`, other errors as they are.
+    fn missing_ok(self) -> io::Result<Option<T>>;
+}
+
+impl<T> MissingOk<T> for io::Result<T> {
+    fn missing_ok(self) -> io::Result<Option<T>> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether an I/O error says the file system is read-only.
+pub(crate) fn is_read_only(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ReadOnlyFilesystem
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +152,17 @@ mod tests {
             "failed to rename `a` to `b`: entity not found"
         );
         assert_eq!(err.io_kind(), Some(io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn a_read_only_file_system_is_named() {
+        let err = Error::io(
+            "create temporary file",
+            Path::new("t"),
+            io::Error::from(io::ErrorKind::ReadOnlyFilesystem),
+        );
+        assert!(err.to_string().contains("read-only file system"), "{err}");
+        assert_eq!(err.io_kind(), Some(io::ErrorKind::ReadOnlyFilesystem));
     }
 
     #[test]

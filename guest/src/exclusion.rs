@@ -27,18 +27,19 @@
 //! file system's clock, so hosts sharing a network file system must keep their
 //! clocks within a fraction of the lease.
 
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::error::{Error, Result};
+use crate::cache_dir::{CacheDir, Missing, Sub};
+use crate::error::{Error, IoContext, MissingOk, Result};
 use crate::format::{self, LOCK_LEN};
-use crate::layout::{self, KeyHash, Layout};
+use crate::layout::{self, KeyHash, ShortName};
 use crate::options::now_ms;
-use crate::platform::{self, NewFile};
-use crate::publish::in_dir;
-use crate::scan::age_of;
+use crate::platform::{self, Dir};
+use crate::race::{self, Retired};
+use crate::sweep::age;
 
 /// First pause of a writer waiting for a lock.
 const FIRST_BACKOFF: Duration = Duration::from_micros(100);
@@ -47,7 +48,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 
 /// How long locks are waited for, and when they count as abandoned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockPolicy {
+pub(crate) struct LockPolicy {
     /// Age after which a lock file is presumed abandoned.
     pub lease: Duration,
     /// How long a writer waits for a lock before returning [`Error::Busy`].
@@ -57,15 +58,16 @@ pub struct LockPolicy {
 /// A held key lock. Dropping it releases it (best effort); [`KeyLock::release`]
 /// reports failures.
 #[derive(Debug)]
-pub struct KeyLock {
-    path: PathBuf,
+pub(crate) struct KeyLock {
+    locks: Arc<Dir>,
+    name: ShortName,
     content: [u8; LOCK_LEN],
     released: bool,
 }
 
 /// What [`break_if_stale`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
+pub(crate) enum LockState {
     /// A live holder has it.
     Held,
     /// No lock file is there (any more).
@@ -80,29 +82,40 @@ pub enum LockState {
 /// # Errors
 /// [`Error::Busy`] after waiting `policy.timeout`; an I/O error if the lock file
 /// cannot be created or written.
-pub fn acquire(layout: &Layout, hash: &KeyHash, policy: &LockPolicy, key: &str) -> Result<KeyLock> {
-    let path = layout.lock_path(hash);
+pub(crate) fn acquire(
+    cache: &CacheDir,
+    hash: &KeyHash,
+    policy: &LockPolicy,
+    key: &str,
+) -> Result<KeyLock> {
+    let name = layout::lock_name(hash);
+    let path = || cache.sub_path(Sub::Locks).join(name.as_str());
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match in_dir(layout.locks_dir(), || NewFile::create_new(&path)) {
-            Ok(mut file) => {
+        let created = cache.retry_created(Sub::Locks, |locks| {
+            let file = locks.create_new(name.as_str(), cache.access())?;
+            Ok((file, Arc::clone(locks)))
+        });
+        match created {
+            Ok((mut file, locks)) => {
                 let content = format::encode_lock(owner_token(), now_ms());
                 if let Err(e) = file.write_all_at(&content, 0) {
                     drop(file);
-                    let _ = fs::remove_file(&path);
-                    return Err(Error::io("write lock file", &path, e));
+                    let _ = locks.remove_file(name.as_str());
+                    return Err(Error::io("write lock file", &path(), e));
                 }
                 return Ok(KeyLock {
-                    path,
+                    locks,
+                    name,
                     content,
                     released: false,
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("create lock file", &path, e)),
+            Err(e) => return Err(Error::io("create lock file", &path(), e)),
         }
-        if break_if_stale(layout, &path, policy.lease)? != LockState::Held {
+        if break_if_stale(cache, hash, policy.lease)? != LockState::Held {
             continue;
         }
         let waited = started.elapsed();
@@ -111,7 +124,7 @@ pub fn acquire(layout: &Layout, hash: &KeyHash, policy: &LockPolicy, key: &str) 
                 what: format!(
                     "the key `{}` stayed locked by another writer for {waited:.1?} (lock file `{}`)",
                     abbreviate(key),
-                    path.display()
+                    path().display()
                 ),
             });
         }
@@ -125,11 +138,15 @@ impl KeyLock {
     ///
     /// # Errors
     /// An I/O error other than the file being gone.
-    pub fn is_held(&self) -> Result<bool> {
-        match platform::read_file(&self.path) {
-            Ok(bytes) => Ok(bytes == self.content),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io("read lock file", &self.path, e)),
+    pub(crate) fn is_held(&self) -> Result<bool> {
+        let read = self.locks.open_file(self.name.as_str()).and_then(|file| {
+            let mut bytes = [0u8; LOCK_LEN + 1];
+            let filled = platform::fill(&file, &mut bytes, 0)?;
+            Ok(bytes[..filled] == self.content)
+        });
+        match read.missing_ok() {
+            Ok(held) => Ok(held.unwrap_or(false)),
+            Err(e) => Err(Error::io("read lock file", &self.path(), e)),
         }
     }
 
@@ -138,7 +155,7 @@ impl KeyLock {
     /// # Errors
     /// An I/O error if the lock file cannot be read or removed; the lock is then
     /// reclaimed by others once older than the lease.
-    pub fn release(mut self) -> Result<()> {
+    pub(crate) fn release(mut self) -> Result<()> {
         self.released = true;
         self.remove_if_held()
     }
@@ -147,11 +164,15 @@ impl KeyLock {
         if !self.is_held()? {
             return Ok(());
         }
-        match fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove lock file", &self.path, e)),
-        }
+        self.locks
+            .remove_file(self.name.as_str())
+            .missing_ok()
+            .context("remove lock file", &self.path())?;
+        Ok(())
+    }
+
+    fn path(&self) -> PathBuf {
+        self.locks.path().join(self.name.as_str())
     }
 }
 
@@ -164,78 +185,36 @@ impl Drop for KeyLock {
     }
 }
 
-/// Removes the lock file at `path` if it is older than `lease`, following step 3
-/// of the protocol.
+/// Removes the lock file of `hash` if it is older than `lease`, following step
+/// 3 of the protocol (move aside, judge again, restore if it turned out live).
 ///
 /// # Errors
 /// An I/O error if the file cannot be inspected, moved or removed.
-pub fn break_if_stale(layout: &Layout, path: &Path, lease: Duration) -> Result<LockState> {
-    match lock_age(path)? {
-        None => return Ok(LockState::Gone),
-        Some(age) if age <= lease => return Ok(LockState::Held),
-        Some(_) => {}
-    }
-    let aside = aside_path(layout, path);
-    match in_dir(layout.tmp_dir(), || fs::rename(path, &aside)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Gone),
-        Err(e) => return Err(Error::rename(path, &aside, e)),
+pub(crate) fn break_if_stale(cache: &CacheDir, hash: &KeyHash, lease: Duration) -> Result<LockState> {
+    let name = layout::lock_name(hash);
+    let path = || cache.sub_path(Sub::Locks).join(name.as_str());
+    let stat = cache
+        .retry(Sub::Locks, Missing::Leave, |locks| locks.stat(name.as_str()))
+        .missing_ok()
+        .context("read metadata of lock file", &path())?;
+    let Some(Some(stat)) = stat else {
+        return Ok(LockState::Gone);
+    };
+    if age(stat.modified, SystemTime::now()) <= lease {
+        return Ok(LockState::Held);
     }
     // The moved file may be a fresh lock taken between the look and the move.
-    let still_stale = age_of(&aside, SystemTime::now()).is_none_or(|age| age > lease);
-    if !still_stale {
-        put_back(&aside, path);
-    }
-    match fs::remove_file(&aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove abandoned lock file", &aside, e)),
-    }
-    Ok(if still_stale {
-        LockState::Reclaimed
-    } else {
-        LockState::Held
-    })
-}
-
-/// The age of a lock file; `None` if there is none.
-fn lock_age(path: &Path) -> Result<Option<Duration>> {
-    match fs::metadata(path).and_then(|meta| meta.modified()) {
-        Ok(modified) => Ok(Some(
-            SystemTime::now()
-                .duration_since(modified)
-                .unwrap_or(Duration::ZERO),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read metadata of lock file", path, e)),
-    }
-}
-
-/// Puts a live lock moved aside by mistake back in place, unless a newer lock
-/// has been taken there meanwhile (its holder then finds its token gone and
-/// publishes nothing).
-fn put_back(aside: &Path, path: &Path) {
-    match fs::hard_link(aside, path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        // No hard links on this file system: a rename is the next best thing.
-        Err(_) if !path.exists() => {
-            let _ = fs::rename(aside, path);
-        }
-        Err(_) => {}
-    }
-}
-
-/// A temporary-file name for a lock file being retired, so the sweep at `open`
-/// removes it if this writer dies before it does.
-fn aside_path(layout: &Layout, lock_path: &Path) -> PathBuf {
-    let hash = lock_path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .and_then(|name| name.strip_suffix(".lock"))
-        .and_then(KeyHash::from_hex)
-        .unwrap_or_else(|| KeyHash::of(""));
-    layout.temp_path(&hash)
+    let still_stale = |tmp: &Dir, aside: &str| {
+        tmp.stat(aside)
+            .map_or(true, |moved| age(moved.modified, SystemTime::now()) > lease)
+    };
+    Ok(
+        match race::retire(cache, Sub::Locks, name.as_str(), hash, still_stale)? {
+            Retired::Removed => LockState::Reclaimed,
+            Retired::Vanished => LockState::Gone,
+            Retired::Restored | Retired::ReadOnly => LockState::Held,
+        },
+    )
 }
 
 fn owner_token() -> [u8; 16] {
@@ -266,6 +245,9 @@ fn abbreviate(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::Path;
+
     use super::*;
 
     fn policy(lease_ms: u64, timeout_ms: u64) -> LockPolicy {
@@ -275,7 +257,7 @@ mod tests {
         }
     }
 
-    fn age(path: &Path, by: Duration) {
+    fn age_file(path: &Path, by: Duration) {
         fs::File::options()
             .write(true)
             .open(path)
@@ -283,37 +265,47 @@ mod tests {
             .expect("age the lock file");
     }
 
+    fn cache_in(dir: &Path) -> CacheDir {
+        CacheDir::open(dir, crate::platform::Access::Private).expect("open cache dir")
+    }
+
+    fn lock_path(dir: &Path, hash: &KeyHash) -> std::path::PathBuf {
+        dir.join(layout::LOCKS_DIR).join(layout::lock_name(hash).as_str())
+    }
+
     #[test]
     fn a_held_lock_excludes_and_times_out_as_busy() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let layout = Layout::new(dir.path().to_path_buf());
+        let cache = cache_in(dir.path());
         let hash = KeyHash::of("k");
-        let lock = acquire(&layout, &hash, &policy(60_000, 0), "k").expect("first");
+        let lock = acquire(&cache, &hash, &policy(60_000, 0), "k").expect("first");
         assert!(lock.is_held().expect("read"));
-        let err = acquire(&layout, &hash, &policy(60_000, 30), "k").expect_err("held");
+        let err = acquire(&cache, &hash, &policy(60_000, 30), "k").expect_err("held");
         assert!(matches!(err, Error::Busy { .. }), "{err}");
         assert!(err.to_string().contains("`k`"), "{err}");
         lock.release().expect("release");
-        assert!(!layout.lock_path(&hash).exists());
-        drop(acquire(&layout, &hash, &policy(60_000, 0), "k").expect("free again"));
-        assert!(!layout.lock_path(&hash).exists(), "dropping releases");
+        assert!(!lock_path(dir.path(), &hash).exists());
+        drop(acquire(&cache, &hash, &policy(60_000, 0), "k").expect("free again"));
+        assert!(!lock_path(dir.path(), &hash).exists(), "dropping releases");
     }
 
     #[test]
     fn an_abandoned_lock_is_reclaimed_and_its_holder_notices() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let layout = Layout::new(dir.path().to_path_buf());
+        let cache = cache_in(dir.path());
         let hash = KeyHash::of("k");
-        let dead = acquire(&layout, &hash, &policy(60_000, 0), "k").expect("first");
-        age(&layout.lock_path(&hash), Duration::from_secs(120));
-        let live = acquire(&layout, &hash, &policy(60_000, 0), "k").expect("reclaimed");
+        let dead = acquire(&cache, &hash, &policy(60_000, 0), "k").expect("first");
+        age_file(&lock_path(dir.path(), &hash), Duration::from_secs(120));
+        let live = acquire(&cache, &hash, &policy(60_000, 0), "k").expect("reclaimed");
         assert!(!dead.is_held().expect("read"), "the old holder lost it");
         assert!(live.is_held().expect("read"));
         drop(dead); // must not remove the new holder's lock
         assert!(live.is_held().expect("read"));
         live.release().expect("release");
         assert_eq!(
-            fs::read_dir(layout.tmp_dir()).expect("tmp").count(),
+            fs::read_dir(dir.path().join(layout::TMP_DIR))
+                .expect("tmp")
+                .count(),
             0,
             "nothing left aside"
         );
@@ -322,37 +314,30 @@ mod tests {
     #[test]
     fn an_empty_abandoned_lock_is_reclaimed_but_a_young_one_is_not() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let layout = Layout::new(dir.path().to_path_buf());
-        let path = layout.lock_path(&KeyHash::of("k"));
-        fs::create_dir_all(layout.locks_dir()).expect("locks dir");
+        let cache = cache_in(dir.path());
+        let hash = KeyHash::of("k");
+        let path = lock_path(dir.path(), &hash);
+        fs::create_dir_all(path.parent().expect("locks dir")).expect("locks dir");
         fs::write(&path, b"").expect("plant");
-        assert_eq!(
-            break_if_stale(&layout, &path, Duration::from_secs(60)).expect("judge"),
-            LockState::Held
-        );
-        age(&path, Duration::from_secs(120));
-        assert_eq!(
-            break_if_stale(&layout, &path, Duration::from_secs(60)).expect("judge"),
-            LockState::Reclaimed
-        );
+        let judge = || break_if_stale(&cache, &hash, Duration::from_secs(60)).expect("judge");
+        assert_eq!(judge(), LockState::Held);
+        age_file(&path, Duration::from_secs(120));
+        assert_eq!(judge(), LockState::Reclaimed);
         assert!(!path.exists());
-        assert_eq!(
-            break_if_stale(&layout, &path, Duration::from_secs(60)).expect("judge"),
-            LockState::Gone
-        );
+        assert_eq!(judge(), LockState::Gone);
     }
 
     #[test]
     fn threads_take_turns() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let layout = Layout::new(dir.path().to_path_buf());
+        let cache = cache_in(dir.path());
         let hash = KeyHash::of("counter");
         let inside = std::sync::atomic::AtomicU32::new(0);
         std::thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..50 {
-                        let lock = acquire(&layout, &hash, &policy(60_000, 10_000), "counter")
+                        let lock = acquire(&cache, &hash, &policy(60_000, 10_000), "counter")
                             .expect("lock");
                         let others = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         assert_eq!(others, 0, "two holders at once");

@@ -3,11 +3,13 @@
 //! ```text
 //! <cache dir>/
 //!   CACHEDIR.TAG     marks the directory as a cache (https://bford.info/cachedir/),
-//!                    so backup tools skip it; written by `open`
+//!                    so backup tools skip it; written with tmp/
 //!   tmp/             files being written: `<key hash, 16 hex>-<nonce, 16 hex>.tmp`,
 //!                    created with `create_new`; also entries and locks being retired
-//!   census           the size of the cache, as bounded handles report it (see
-//!                    `crate::census`; its format is in `crate::format`)
+//!   census-2         the size of the cache, as bounded handles report it (see
+//!                    `crate::bounded`; its format is in `crate::format`)
+//!   swept            its modification time is when abandoned files were last swept
+//!                    (see `crate::sweep`)
 //!   locks/           key locks of the atomic operations: `<64 hex>.lock`, created
 //!                    with `create_new` (see `crate::exclusion`); the census lock
 //!                    is `ffff…ff.lock`
@@ -16,10 +18,10 @@
 //! ```
 //!
 //! Only names of exactly these shapes are ever deleted by the cache (`clear`, sweeps),
-//! so foreign files in the directory are left alone.
+//! so foreign files in the directory are left alone. The directories themselves
+//! are held open by [`crate::cache_dir`].
 
 use std::hash::{BuildHasher, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Name of the cache-directory tag file.
@@ -30,17 +32,20 @@ pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 /// Sub-directory holding temporary files.
 pub const TMP_DIR: &str = "tmp";
-/// Name of the census file (of its format version 2). Version 1, before
-/// 2026-11-28, was `census`: a handle of that version keeps its own count
-/// there, so that the two do not overwrite each other's (each side's recounts
-/// take the other's writes for drift, as they do an unbounded handle's).
+/// Name of the census file (format version 2; version 1 handles count in
+/// `census`, so that the two do not overwrite each other's count).
 pub const CENSUS_FILE: &str = "census-2";
+/// Name of the file whose modification time says when abandoned files were
+/// last swept.
+pub const SWEPT_FILE: &str = "swept";
 /// Sub-directory holding key lock files.
 pub const LOCKS_DIR: &str = "locks";
 /// Extension of lock files.
 pub const LOCK_EXTENSION: &str = "lock";
 /// Extension of temporary files.
 pub const TEMP_EXTENSION: &str = "tmp";
+/// Shard directories: one per value of a hash's first byte.
+pub const SHARDS: usize = 256;
 
 /// The blake3 hash of a key: the entry's identity on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,81 +119,78 @@ impl EntryName {
     }
 }
 
-/// Paths of one cache directory.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    root: PathBuf,
-    tmp: PathBuf,
-    locks: PathBuf,
+/// A name of at most 80 bytes, held inline (entry, lock, temporary and
+/// shard names): no allocation per file operation.
+#[derive(Clone, Copy)]
+pub struct ShortName {
+    bytes: [u8; 80],
+    len: u8,
 }
 
-impl Layout {
-    /// The layout of the cache rooted at `root`.
-    pub fn new(root: PathBuf) -> Self {
-        let tmp = root.join(TMP_DIR);
-        let locks = root.join(LOCKS_DIR);
-        Self { root, tmp, locks }
+impl ShortName {
+    /// `text`, which must be at most 80 bytes (longer text is cut).
+    pub fn new(text: &str) -> Self {
+        let mut name = Self {
+            bytes: [0; 80],
+            len: 0,
+        };
+        name.push(text);
+        name
     }
 
-    /// The cache directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // Only whole `str`s are pushed: always UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
-    /// The directory of temporary files.
-    pub fn tmp_dir(&self) -> &Path {
-        &self.tmp
+    fn push(&mut self, text: &str) {
+        let start = usize::from(self.len);
+        let end = (start + text.len()).min(self.bytes.len());
+        self.bytes[start..end].copy_from_slice(&text.as_bytes()[..end - start]);
+        self.len = end as u8;
     }
 
-    /// The directory of key lock files.
-    pub fn locks_dir(&self) -> &Path {
-        &self.locks
+    fn push_hex(&mut self, value: u64, digits: u32) {
+        for i in (0..digits).rev() {
+            let digit = HEX_DIGITS[((value >> (i * 4)) & 0xf) as usize];
+            self.push(std::str::from_utf8(&[digit]).unwrap_or_default());
+        }
     }
+}
 
-    /// The shard directory with this index: `<root>/<two hex digits>`.
-    pub fn shard_dir(&self, index: u8) -> PathBuf {
-        let mut name = String::with_capacity(2);
-        push_hex(&mut name, u64::from(index), 2);
-        self.root.join(name)
+impl std::fmt::Debug for ShortName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
+}
 
-    /// The lock file of the key with `hash`: `<root>/locks/<64 hex>.lock`.
-    pub fn lock_path(&self, hash: &KeyHash) -> PathBuf {
-        let mut name = hash.hex();
-        name.push('.');
-        name.push_str(LOCK_EXTENSION);
-        self.locks.join(name)
-    }
+/// The name of the shard directory with this index: two lower-case hex digits.
+pub fn shard_name(index: u8) -> ShortName {
+    let mut name = ShortName::new("");
+    name.push_hex(u64::from(index), 2);
+    name
+}
 
-    /// The census file.
-    pub fn census_file(&self) -> PathBuf {
-        self.root.join(CENSUS_FILE)
-    }
+/// The lock file name of the key with `hash`: `<64 hex>.lock`.
+pub fn lock_name(hash: &KeyHash) -> ShortName {
+    let mut name = ShortName::new(hash.file_name().as_str());
+    name.push(".");
+    name.push(LOCK_EXTENSION);
+    name
+}
 
-    /// The tag file.
-    pub fn tag_file(&self) -> PathBuf {
-        self.root.join(TAG_FILE)
-    }
-
-    /// The path of the entry for `hash`: `<root>/<first two hex>/<64 hex>`.
-    pub fn entry_path(&self, hash: &KeyHash) -> PathBuf {
-        let hex = hash.hex();
-        let mut path = self.root.join(&hex[..2]);
-        path.push(hex);
-        path
-    }
-
-    /// A fresh temporary path for a file about to hold an entry for `hash`.
-    /// Unique with overwhelming probability; callers still create it with `create_new`.
-    pub fn temp_path(&self, hash: &KeyHash) -> PathBuf {
-        let mut name = String::with_capacity(37);
-        push_hex(&mut name, u64::from_be_bytes(first_eight(&hash.0)), 16);
-        name.push('-');
-        push_hex(&mut name, nonce(), 16);
-        name.push('.');
-        name.push_str(TEMP_EXTENSION);
-        self.tmp.join(name)
-    }
+/// A fresh temporary file name for a file about to hold something of `hash`:
+/// `<first 16 hex of the hash>-<16 hex nonce>.tmp`. Unique with overwhelming
+/// probability; callers still create it with `create_new`.
+pub fn temp_name(hash: &KeyHash) -> ShortName {
+    let mut name = ShortName::new("");
+    name.push_hex(u64::from_be_bytes(first_eight(&hash.0)), 16);
+    name.push("-");
+    name.push_hex(nonce(), 16);
+    name.push(".");
+    name.push(TEMP_EXTENSION);
+    name
 }
 
 /// Whether `name` is a shard directory name: two lower-case hex digits.
@@ -233,12 +235,6 @@ fn is_lower_hex(s: &str) -> bool {
 /// The lower-case hex digits, by value.
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-fn push_hex(out: &mut String, value: u64, digits: u32) {
-    for i in (0..digits).rev() {
-        out.push(char::from(HEX_DIGITS[((value >> (i * 4)) & 0xf) as usize]));
-    }
-}
-
 fn first_eight(bytes: &[u8; 32]) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&bytes[..8]);
@@ -261,36 +257,25 @@ mod tests {
 
     #[test]
     fn names_have_the_documented_shapes() {
-        let layout = Layout::new(PathBuf::from("/c"));
         let hash = KeyHash::of("hello");
-        let entry = layout.entry_path(&hash);
-        let name = entry.file_name().and_then(|n| n.to_str()).expect("utf-8");
-        assert!(is_entry_name(name));
-        assert_eq!(
-            entry.parent(),
-            Some(Path::new("/c").join(&name[..2]).as_path())
-        );
+        let name = hash.hex();
+        assert!(is_entry_name(&name));
         assert_eq!(name, blake3::hash(b"hello").to_hex().as_str());
-        assert_eq!(KeyHash::from_hex(name), Some(hash));
+        assert_eq!(hash.file_name().as_str(), name);
+        assert_eq!(KeyHash::from_hex(&name), Some(hash));
         assert_eq!(KeyHash::from_hex(&name[1..]), None);
         assert_eq!(KeyHash::from_hex(&name.to_uppercase()), None, "upper case");
         assert_eq!(KeyHash::from_hex(&format!("{}g", &name[1..])), None);
-        let temp = layout.temp_path(&hash);
-        let temp_name = temp.file_name().and_then(|n| n.to_str()).expect("utf-8");
-        assert!(is_temp_name(temp_name), "{temp_name}");
-        assert!(temp_name.starts_with(&name[..16]));
-        assert_ne!(layout.temp_path(&hash), temp);
+        let temp = temp_name(&hash);
+        assert!(is_temp_name(temp.as_str()), "{temp:?}");
+        assert!(temp.as_str().starts_with(&name[..16]));
+        assert_ne!(temp_name(&hash).as_str(), temp.as_str());
         assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("tmp"));
         assert!(!is_entry_name("notes.txt") && !is_temp_name("notes.tmp"));
-        let lock = layout.lock_path(&hash);
-        let lock_name = lock.file_name().and_then(|n| n.to_str()).expect("utf-8");
-        assert!(is_lock_name(lock_name) && lock_name.starts_with(name));
-        assert_eq!(lock.parent(), Some(Path::new("/c/locks")));
+        let lock = lock_name(&hash);
+        assert!(is_lock_name(lock.as_str()) && lock.as_str().starts_with(&name));
         assert_eq!(shard_index(&name[..2]), Some(hash.shard()));
-        assert_eq!(
-            layout.shard_dir(hash.shard()),
-            Path::new("/c").join(&name[..2])
-        );
+        assert_eq!(shard_name(hash.shard()).as_str(), &name[..2]);
         assert_eq!(
             (shard_index("ff"), shard_index("FF"), shard_index("f")),
             (Some(255), None, None)

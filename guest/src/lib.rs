@@ -41,9 +41,9 @@
 #![deny(missing_docs)]
 
 mod atomic;
-pub mod census;
+mod bounded;
+mod cache_dir;
 mod error;
-pub mod eviction;
 mod exclusion;
 pub mod format;
 pub mod layout;
@@ -51,9 +51,10 @@ mod listing;
 mod options;
 mod platform;
 mod publish;
-pub mod recency;
+mod race;
 mod scan;
 mod store;
+mod sweep;
 
 pub mod cli;
 #[cfg(feature = "cot")]

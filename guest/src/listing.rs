@@ -8,14 +8,13 @@
 //! directories it touches and one small read (header and key) per entry; an
 //! entry whose stored key does not hash to its file name (damage) is skipped.
 
-use std::io::{self, Read};
-use std::path::Path;
+use std::io;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MissingOk, Result};
 use crate::format::{self, HEADER_LEN, Head};
 use crate::layout::KeyHash;
 use crate::options::now_ms;
-use crate::platform;
+use crate::platform::{self, Dir};
 use crate::scan;
 use crate::store::FileStore;
 
@@ -47,30 +46,31 @@ impl FileStore {
                 ))
             })?),
         };
-        let first_shard = after.map_or(0, |hash| usize::from(hash.shard()));
-        let after_name = after.map(|hash| hash.hex());
+        let first_shard = after.map_or(0, |hash| hash.shard());
         let now = now_ms();
         let mut page = KeyPage::default();
-        for (index, dir) in scan::shards(self.layout())? {
-            if usize::from(index) < first_shard {
+        for index in scan::shards(self.cache())? {
+            if index < first_shard {
                 continue;
             }
-            let mut names = scan::entry_names(&dir)?;
-            names.sort_unstable();
-            for name in names {
-                if after_name.as_ref().is_some_and(|after| name <= *after) {
+            let Some(dir) = scan::shard(self.cache(), index)? else {
+                continue;
+            };
+            let mut hashes = scan::entry_hashes(&dir)?;
+            hashes.sort_unstable();
+            for hash in hashes {
+                if after.is_some_and(|after| hash <= after) {
                     continue;
                 }
-                let path = dir.join(&name);
-                let Some((key, head)) = read_stored_key(&path)? else {
+                let Some((key, head)) = read_stored_key(&dir, &hash)? else {
                     continue;
                 };
-                if head.is_expired_at(now) || KeyHash::of(&key).hex() != name {
+                if head.is_expired_at(now) || KeyHash::of(&key) != hash {
                     continue;
                 }
                 page.keys.push(key);
                 if page.keys.len() == PAGE_SIZE {
-                    page.cursor = Some(name);
+                    page.cursor = Some(hash.hex());
                     return Ok(page);
                 }
             }
@@ -124,31 +124,35 @@ impl Iterator for Keys<'_> {
     }
 }
 
-/// The key and header stored in an entry file; `None` if the file is gone or
-/// is not an entry (a damaged one is left for `get` to retire).
-fn read_stored_key(path: &Path) -> Result<Option<(String, Head)>> {
-    match read_key_bytes(path) {
-        Ok(Some((bytes, head))) => Ok(String::from_utf8(bytes).ok().map(|key| (key, head))),
-        Ok(None) => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read entry", path, e)),
+/// The key and header stored in the entry file of `hash` in `dir`; `None` if
+/// the file is gone or is not an entry (a damaged one is left for `get` to
+/// retire).
+fn read_stored_key(dir: &Dir, hash: &KeyHash) -> Result<Option<(String, Head)>> {
+    let name = hash.file_name();
+    match read_key_bytes(dir, name.as_str()).missing_ok() {
+        Ok(Some(Some((bytes, head)))) => Ok(String::from_utf8(bytes).ok().map(|key| (key, head))),
+        Ok(_) => Ok(None),
+        Err(e) if platform::is_refused_link(&e) => Ok(None),
+        Err(e) => Err(Error::io("read entry", &dir.path().join(name.as_str()), e)),
     }
 }
 
-fn read_key_bytes(path: &Path) -> io::Result<Option<(Vec<u8>, Head)>> {
-    const FIRST_READ: u64 = 512;
-    let file = platform::open_for_read(path)?;
-    let file_len = file.metadata()?.len();
-    let mut bytes = Vec::with_capacity(FIRST_READ as usize);
-    (&file).take(FIRST_READ).read_to_end(&mut bytes)?;
+fn read_key_bytes(dir: &Dir, name: &str) -> io::Result<Option<(Vec<u8>, Head)>> {
+    const FIRST_READ: usize = 512;
+    let file = dir.open_file(name)?;
+    let file_len = file.stat()?.len;
+    let mut bytes = vec![0u8; FIRST_READ.min(usize::try_from(file_len).unwrap_or(FIRST_READ))];
+    let filled = platform::fill(&file, &mut bytes, 0)?;
+    bytes.truncate(filled);
     let Ok(head) = format::decode_head(&bytes, file_len) else {
         return Ok(None);
     };
     let key_end = HEADER_LEN + head.key_len;
     if bytes.len() < key_end {
-        (&file)
-            .take((key_end - bytes.len()) as u64)
-            .read_to_end(&mut bytes)?;
+        let from = bytes.len();
+        bytes.resize(key_end, 0);
+        let filled = platform::fill(&file, &mut bytes, from)?;
+        bytes.truncate(filled);
     }
     if bytes.len() < key_end {
         return Ok(None); // shrank under us: not a whole entry any more

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::format::NEVER;
+use crate::platform::Access;
 
 /// Options of [`crate::FileStore::open`]. Start from `Options::default()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +27,19 @@ pub struct Options {
     /// left by a writer that died is always reclaimed within one wait.
     pub lock_timeout: Duration,
     /// Keep at most about this many entries, evicting expired entries first,
-    /// then the least recently used. Default: no limit. See `crate::eviction`
+    /// then the least recently used. Default: no limit. See the README's
     /// for how closely the limit is kept.
     pub max_entries: Option<u64>,
     /// Keep the entry files at most about this many bytes in all (headers, keys
     /// and values), evicting likewise. Default: no limit.
     pub max_bytes: Option<u64>,
+    /// Let the directory's group use the cache too. Default: `false` — on Unix
+    /// the directories the cache creates are `0700` and its files `0600`, so
+    /// no other user can read a cached value. With `true` they are `2770` and
+    /// `0660`, set whatever the umask, for a cache shared by the users of one
+    /// group (make the cache directory's group that group). Under WASI and on
+    /// Windows there are no such modes: the host or the system decides.
+    pub group_shared: bool,
 }
 
 impl Default for Options {
@@ -44,11 +52,21 @@ impl Default for Options {
             lock_timeout: Duration::from_secs(12),
             max_entries: None,
             max_bytes: None,
+            group_shared: false,
         }
     }
 }
 
 impl Options {
+    /// Who may use the files the cache creates.
+    pub(crate) fn access(&self) -> Access {
+        if self.group_shared {
+            Access::GroupShared
+        } else {
+            Access::Private
+        }
+    }
+
     /// Checks that the options make sense.
     ///
     /// # Errors

@@ -1,137 +1,110 @@
-//! Whole-directory work: listing, counting and clearing entries, sweeping abandoned
-//! temporary and lock files.
+//! Whole-directory work: listing shards and entries, counting and clearing
+//! entries.
 //!
-//! Only names of the shapes defined in [`crate::layout`] are touched, so files that
-//! are not the cache's own survive `clear` and the sweeps.
+//! Only names of the shapes defined in [`crate::layout`] are touched, so files
+//! that are not the cache's own survive `clear`.
 //!
-//! Listings go through [`list_names`], which copes with a quirk of WASI hosts:
+//! Listings go through [`list_kept`], which copes with a quirk of WASI hosts:
 //! wasmtime's `read-directory` stats every entry as it lists it, so an entry
-//! removed by another writer between the two makes the stream yield an error, and
-//! wasi-libc (and so `std`) end the listing there. A listing cut short that way is
-//! taken again.
+//! removed by another writer between the two makes the listing fail with
+//! `NotFound`. A listing cut short that way is taken again.
 
-use std::ffi::OsString;
-use std::fs;
+use std::ffi::OsStr;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::exclusion;
-use crate::layout::{self, KeyHash, Layout};
+use crate::cache_dir::{CacheDir, Missing, Sub};
+use crate::error::{Error, IoContext, MissingOk, Result};
+use crate::layout::{self, KeyHash};
+use crate::platform::Dir;
 
 /// How many times a listing cut short by a vanished entry is taken again.
 const LISTING_ATTEMPTS: usize = 16;
 
 /// Totals of a scan of the entry files.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Entry files found.
     pub entries: u64,
     /// Their combined size in bytes.
     pub bytes: u64,
 }
 
-/// The UTF-8 names in `dir`; a directory that does not exist (or is a file) is
-/// empty. Names that are not UTF-8 are never the cache's own and are skipped.
+/// What `keep` makes of each name in `dir`, for the names it keeps.
 ///
 /// # Errors
-/// An I/O error if the directory cannot be read, or if every attempt to list it
-/// was cut short by entries vanishing underneath.
-pub fn list_names(dir: &Path) -> Result<Vec<String>> {
-    list_kept(dir, |name| name.into_string().ok())
-}
-
-/// What `keep` makes of each name in `dir`, for the names it keeps (see
-/// [`list_names`]).
-fn list_kept<T>(dir: &Path, mut keep: impl FnMut(OsString) -> Option<T>) -> Result<Vec<T>> {
+/// The listing's error, or `NotFound` if every attempt was cut short by
+/// entries vanishing underneath.
+pub(crate) fn list_kept<T>(dir: &Dir, mut keep: impl FnMut(&OsStr) -> Option<T>) -> io::Result<Vec<T>> {
     let mut last_cut = None;
     for _ in 0..LISTING_ATTEMPTS {
-        let listing = match fs::read_dir(dir) {
-            Ok(listing) => listing,
-            Err(e) if is_missing_dir(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("read directory", dir, e)),
-        };
         let mut kept = Vec::new();
-        let mut cut = None;
-        for item in listing {
-            match item {
-                Ok(entry) => {
-                    if let Some(item) = keep(entry.file_name()) {
-                        kept.push(item);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    cut = Some(e);
-                    break;
-                }
-                Err(e) => return Err(Error::io("read directory", dir, e)),
-            }
-        }
-        match cut {
-            None => return Ok(kept),
-            Some(e) => last_cut = Some(e),
+        match dir.list(|name| kept.extend(keep(name))) {
+            Ok(()) => return Ok(kept),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => last_cut = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    let e = last_cut.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound));
-    Err(Error::io(
-        "read directory (entries kept vanishing while it was listed)",
-        dir,
-        e,
-    ))
+    Err(last_cut.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
 }
 
-fn is_missing_dir(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
-}
-
-/// The shard directories that exist, as `(index, path)`, in index order.
-pub fn shards(layout: &Layout) -> Result<Vec<(u8, PathBuf)>> {
-    let mut shards: Vec<(u8, PathBuf)> = list_names(layout.root())?
-        .into_iter()
-        .filter_map(|name| layout::shard_index(&name).map(|index| (index, layout.shard_dir(index))))
-        .collect();
-    shards.sort_unstable_by_key(|(index, _)| *index);
+/// The indexes of the shard directories that exist, in order.
+///
+/// # Errors
+/// An I/O error if the root cannot be listed.
+pub(crate) fn shards(cache: &CacheDir) -> Result<Vec<u8>> {
+    let root = cache.root();
+    let mut shards = list_kept(&root, |name| name.to_str().and_then(layout::shard_index))
+        .context("read directory", root.path())?;
+    shards.sort_unstable();
     Ok(shards)
 }
 
-/// The entry file names in one shard directory, unsorted.
-pub fn entry_names(shard_dir: &Path) -> Result<Vec<String>> {
-    list_kept(shard_dir, |name| {
-        name.into_string()
-            .ok()
-            .filter(|name| layout::is_entry_name(name))
-    })
+/// Shard `index`, open, if it exists.
+///
+/// # Errors
+/// An I/O error if it cannot be opened (a link in its place is refused).
+pub(crate) fn shard(cache: &CacheDir, index: u8) -> Result<Option<Arc<Dir>>> {
+    let sub = Sub::Shard(index);
+    cache
+        .sub(sub, Missing::Leave)
+        .context("open directory", &cache.sub_path(sub))
 }
 
-/// The key hashes of the entry files in one shard directory, unsorted: 32
-/// bytes each, held inline (for the evictor's and the census's listings,
-/// which keep thousands of them at a time).
-pub fn entry_hashes(shard_dir: &Path) -> Result<Vec<KeyHash>> {
-    list_kept(shard_dir, |name| name.to_str().and_then(KeyHash::from_hex))
+/// The key hashes of the entry files in a shard directory, unsorted: 32 bytes
+/// each, held inline.
+///
+/// # Errors
+/// An I/O error if the directory cannot be listed.
+pub(crate) fn entry_hashes(shard: &Dir) -> Result<Vec<KeyHash>> {
+    list_kept(shard, |name| name.to_str().and_then(KeyHash::from_hex))
+        .context("read directory", shard.path())
 }
 
 /// Counts the entry files (and, if `with_bytes`, their sizes).
-pub fn totals(layout: &Layout, with_bytes: bool) -> Result<Totals> {
+///
+/// # Errors
+/// An I/O error if a directory cannot be listed or an entry `stat`ed.
+pub(crate) fn totals(cache: &CacheDir, with_bytes: bool) -> Result<Totals> {
     let mut totals = Totals::default();
-    for (_, shard) in shards(layout)? {
-        for name in entry_names(&shard)? {
+    for index in shards(cache)? {
+        let Some(shard) = shard(cache, index)? else {
+            continue;
+        };
+        for hash in entry_hashes(&shard)? {
             if !with_bytes {
                 totals.entries += 1;
                 continue;
             }
-            let path = shard.join(&name);
-            match fs::metadata(&path) {
-                Ok(meta) => {
-                    totals.entries += 1;
-                    totals.bytes += meta.len();
-                }
-                // Removed since the listing: no longer counted.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("read metadata", &path, e)),
+            let name = hash.file_name();
+            // Removed since the listing: no longer counted.
+            if let Some(stat) = shard
+                .stat(name.as_str())
+                .missing_ok()
+                .context("read metadata", &shard.path().join(name.as_str()))?
+            {
+                totals.entries += 1;
+                totals.bytes += stat.len;
             }
         }
     }
@@ -139,75 +112,36 @@ pub fn totals(layout: &Layout, with_bytes: bool) -> Result<Totals> {
 }
 
 /// Removes every entry file; returns how many this call removed.
-pub fn clear(layout: &Layout) -> Result<u64> {
+///
+/// # Errors
+/// An I/O error if a directory cannot be listed or an entry removed.
+pub(crate) fn clear(cache: &CacheDir) -> Result<u64> {
     let mut removed = 0;
-    for (_, shard) in shards(layout)? {
-        for name in entry_names(&shard)? {
-            let path = shard.join(&name);
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove entry", &path, e)),
-            }
+    for index in shards(cache)? {
+        let Some(shard) = shard(cache, index)? else {
+            continue;
+        };
+        for hash in entry_hashes(&shard)? {
+            let name = hash.file_name();
+            let gone = shard
+                .remove_file(name.as_str())
+                .missing_ok()
+                .map_err(|e| Error::io("remove entry", &shard.path().join(name.as_str()), e))?;
+            removed += u64::from(gone.is_some());
         }
     }
     Ok(removed)
 }
 
-/// What a sweep of abandoned files removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Temporary files older than the lease.
-    pub temps: u64,
-    /// Lock files older than the lease.
-    pub locks: u64,
-}
-
-/// Removes temporary files and lock files older than `lease` (left by writers
-/// that died). Younger ones may belong to a writer still at work and are kept.
-pub fn sweep_abandoned(layout: &Layout, lease: Duration) -> Result<Swept> {
-    let mut swept = Swept::default();
-    let tmp = layout.tmp_dir();
-    let now = SystemTime::now();
-    for name in list_names(tmp)? {
-        if !layout::is_temp_name(&name) {
-            continue;
-        }
-        let path = tmp.join(&name);
-        let Some(age) = age_of(&path, now) else {
-            continue; // gone already, or no timestamps: leave it
-        };
-        if age > lease {
-            match fs::remove_file(&path) {
-                Ok(()) => swept.temps += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove stale temporary file", &path, e)),
-            }
-        }
-    }
-    for name in list_names(layout.locks_dir())? {
-        if layout::is_lock_name(&name)
-            && exclusion::break_if_stale(layout, &layout.locks_dir().join(&name), lease)?
-                == exclusion::LockState::Reclaimed
-        {
-            swept.locks += 1;
-        }
-    }
-    Ok(swept)
-}
-
-/// How long ago `path` was last modified; `None` if it is gone or has no time.
-pub fn age_of(path: &Path, now: SystemTime) -> Option<Duration> {
-    let modified = fs::metadata(path).and_then(|meta| meta.modified()).ok()?;
-    Some(now.duration_since(modified).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::fs;
 
-    /// Both listings of a shard keep exactly the entry names: not temporary
-    /// or foreign files, not names that only look like hashes.
+    use super::*;
+    use crate::platform::Access;
+
+    /// A shard listing keeps exactly the entry names: not temporary or
+    /// foreign files, not names that only look like hashes.
     #[test]
     fn entry_listings_keep_entry_names_only() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -225,18 +159,13 @@ mod tests {
         for name in &foreign {
             fs::write(dir.path().join(name), b"").expect("write foreign file");
         }
-        let mut names = entry_names(dir.path()).expect("names");
-        let mut hashes = entry_hashes(dir.path()).expect("hashes");
-        names.sort();
+        let listed = Dir::open(dir.path()).expect("open");
+        let mut hashes = entry_hashes(&listed).expect("hashes");
         hashes.sort();
         let mut expected = entries.to_vec();
         expected.sort();
         assert_eq!(hashes, expected);
-        assert_eq!(names, expected.iter().map(KeyHash::hex).collect::<Vec<_>>());
-        assert!(
-            entry_hashes(&dir.path().join("missing"))
-                .expect("missing")
-                .is_empty()
-        );
+        let cache = CacheDir::open(dir.path(), Access::Private).expect("open cache");
+        assert!(shard(&cache, 0x17).expect("missing shard").is_none());
     }
 }

@@ -1,25 +1,27 @@
-//! [`FileStore`]: the cache operations, built from the format, layout, publish and
-//! scan modules. The atomic operations are in [`crate::atomic`].
+//! [`FileStore`]: the cache operations, built on the held directories
+//! ([`crate::cache_dir`]), the formats, and the race primitives. The atomic
+//! operations are in [`crate::atomic`], listing keys in [`crate::listing`].
 
-use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, IoContext, Result};
-use crate::eviction::{Evictor, TOUCH_INTERVAL};
+use crate::bounded::{Evictor, Record, TOUCH_INTERVAL};
+use crate::cache_dir::{CacheDir, Missing, Sub};
+use crate::error::{Error, IoContext, MissingOk, Result};
 use crate::exclusion::LockPolicy;
 use crate::format::{self, HEADER_LEN};
-use crate::layout::{KeyHash, Layout, TAG_CONTENT};
+use crate::layout::KeyHash;
 use crate::options::{Expiry, Options, expired_now};
-use crate::platform::{self, NewFile};
-use crate::publish::{self, Entry, Retired};
-use crate::recency::Record;
-use crate::scan;
+use crate::platform::{self, Dir, FileStat, ReadFile};
+use crate::publish::{self, Entry};
+use crate::race::{self, Retired};
+use crate::{scan, sweep};
 
 /// Counters and sizes of a cache, as seen by one handle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -43,6 +45,8 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// Writes by this handle (for the periodic check of the sweep stamp).
+    writes: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     expired_removed: AtomicU64,
@@ -65,7 +69,7 @@ enum Fault {
 /// any number of handles, processes and wasm instances may use one directory.
 #[derive(Debug)]
 pub struct FileStore {
-    layout: Layout,
+    cache: Arc<CacheDir>,
     options: Options,
     counters: Counters,
     /// Present when a size limit is set.
@@ -73,25 +77,28 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens the cache in `dir`, creating the directory if it is missing, and
-    /// sweeps temporary and lock files older than the lease (left by writers
-    /// that died).
+    /// Opens the cache in `dir`, creating the directory (and its missing
+    /// parents, private to the user unless [`Options::group_shared`]) if it
+    /// does not exist. Opening an existing cache costs an `open` of the
+    /// directory and a `stat` of its sweep stamp: nothing is listed. When the
+    /// last sweep of abandoned temporary and lock files is older than the
+    /// lease, this handle sweeps them (see [`crate::sweep`]).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for bad options; an I/O error if the directory
-    /// cannot be created or read.
+    /// cannot be created or opened.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         options.validate()?;
         let root = dir.as_ref();
         if root.as_os_str().is_empty() {
             return Err(Error::invalid("the cache directory path is empty"));
         }
-        let layout = Layout::new(root.to_path_buf());
-        prepare(&layout)?;
-        scan::sweep_abandoned(&layout, options.lease)?;
+        let cache = CacheDir::open(root, options.access()).context("open cache directory", root)?;
+        let cache = Arc::new(cache);
+        sweep::sweep_if_due(&cache, options.lease);
         Ok(Self {
-            evictor: Evictor::open(&options, &layout)?,
-            layout,
+            evictor: Evictor::open(&options, &cache)?,
+            cache,
             options,
             counters: Counters::default(),
         })
@@ -99,7 +106,7 @@ impl FileStore {
 
     /// The cache directory.
     pub fn dir(&self) -> &Path {
-        self.layout.root()
+        self.cache.path()
     }
 
     /// The options this handle was opened with.
@@ -109,7 +116,7 @@ impl FileStore {
 
     /// The path of the entry file that holds `key` (whether or not it exists).
     pub fn entry_path(&self, key: &str) -> PathBuf {
-        self.layout.entry_path(&KeyHash::of(key))
+        self.cache.entry_path(&KeyHash::of(key))
     }
 
     /// The value stored under `key`; `None` if absent, expired or damaged (an
@@ -121,32 +128,44 @@ impl FileStore {
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let path = self.layout.entry_path(&hash);
-        let (bytes, file, meta) = match self.read_entry(&path) {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self.miss()),
-            Err(e) => return Err(Error::io("read entry", &path, e)),
+        let name = hash.file_name();
+        let read = self
+            .cache
+            .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
+                let (bytes, file, stat) = self.read_entry(dir, name.as_str())?;
+                Ok((bytes, file, stat, Arc::clone(dir)))
+            })
+            .missing_ok();
+        let (bytes, file, stat, dir) = match read {
+            Ok(Some(Some(read))) => read,
+            Ok(None | Some(None)) => return Ok(self.miss()),
+            Err(e) if platform::is_refused_link(&e) => {
+                self.retire(&hash, 0, Fault::Corrupt, || "a symbolic link".into())?;
+                return Ok(self.miss());
+            }
+            Err(e) => return Err(Error::io("read entry", &self.cache.entry_path(&hash), e)),
         };
         let size = bytes.len() as u64;
         let (value_offset, expires_ms) = match format::decode(&bytes) {
             Ok(entry) if entry.key != key => return Ok(self.miss()), // a hash collision
             Ok(entry) if expired_now(entry.expires_at) => {
-                self.retire(&hash, &path, size, Fault::Expired, String::new)?;
+                self.retire(&hash, size, Fault::Expired, String::new)?;
                 return Ok(self.miss());
             }
             Ok(entry) => (entry.value_offset, entry.expires_at),
             Err(e) => {
-                self.retire(&hash, &path, size, Fault::Corrupt, || e.to_string())?;
+                self.retire(&hash, size, Fault::Corrupt, || e.to_string())?;
                 return Ok(self.miss());
             }
         };
         bump(&self.counters.hits);
-        if let Some(meta) = meta.filter(|meta| last_used_before(meta, TOUCH_INTERVAL)) {
+        if let Some(stat) = stat.filter(|stat| last_used_before(stat, TOUCH_INTERVAL)) {
             // Best effort: a missed refresh only makes the entry look older to eviction.
-            if platform::mark_used(&file, &path, &meta).is_ok()
+            let hint = format::expiry_hint(expires_ms);
+            if file.mark_used(&dir, name.as_str(), hint).is_ok()
                 && let Some(evictor) = &self.evictor
             {
-                evictor.after_use(Record::own_use(hash, SystemTime::now(), expires_ms, size));
+                evictor.after_use(Record::own_use(hash, SystemTime::now(), expires_ms, stat.len));
             }
         }
         // An exact-size copy: the read buffer is larger than most entries.
@@ -171,7 +190,7 @@ impl FileStore {
             expires_at: expiry.deadline_ms(),
         };
         let replaced = self.size_before_write(&hash)?;
-        let written_at = publish::publish(&self.layout, &hash, &entry, self.options.durable)?;
+        let written_at = publish::publish(&self.cache, &hash, &entry, self.options.durable)?;
         self.after_write(&hash, &entry, written_at, replaced);
         Ok(())
     }
@@ -184,18 +203,19 @@ impl FileStore {
     pub fn remove(&self, key: &str) -> Result<()> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let path = self.layout.entry_path(&hash);
+        let name = hash.file_name();
         let size = self.size_before_write(&hash)?;
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                if let (Some(evictor), Some(size)) = (&self.evictor, size) {
-                    evictor.after_remove(&hash, size);
-                }
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove entry", &path, e)),
+        let removed = self
+            .cache
+            .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
+                dir.remove_file(name.as_str())
+            })
+            .missing_ok()
+            .context("remove entry", &self.cache.entry_path(&hash))?;
+        if let (Some(Some(())), Some(evictor), Some(size)) = (removed, &self.evictor, size) {
+            evictor.after_remove(&hash, size);
         }
+        Ok(())
     }
 
     /// Whether a live value is stored under `key`. Reads only the header and key
@@ -207,15 +227,25 @@ impl FileStore {
     pub fn contains_key(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let path = self.layout.entry_path(&hash);
-        let (head, file_len) = match read_head(&path, key.len()) {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io("read entry", &path, e)),
+        let name = hash.file_name();
+        let read = self
+            .cache
+            .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
+                read_head(dir, name.as_str(), key.len())
+            })
+            .missing_ok();
+        let (head, file_len) = match read {
+            Ok(Some(Some(read))) => read,
+            Ok(None | Some(None)) => return Ok(false),
+            Err(e) if platform::is_refused_link(&e) => {
+                self.retire(&hash, 0, Fault::Corrupt, || "a symbolic link".into())?;
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::io("read entry", &self.cache.entry_path(&hash), e)),
         };
         match format::decode_head(&head, file_len) {
             Err(e) => {
-                self.retire(&hash, &path, file_len, Fault::Corrupt, || e.to_string())?;
+                self.retire(&hash, file_len, Fault::Corrupt, || e.to_string())?;
                 Ok(false)
             }
             Ok(decoded)
@@ -224,7 +254,7 @@ impl FileStore {
                 Ok(false) // a hash collision
             }
             Ok(decoded) if expired_now(decoded.expires_at) => {
-                self.retire(&hash, &path, file_len, Fault::Expired, String::new)?;
+                self.retire(&hash, file_len, Fault::Expired, String::new)?;
                 Ok(false)
             }
             Ok(_) => Ok(true),
@@ -237,7 +267,7 @@ impl FileStore {
     /// # Errors
     /// An I/O error if a directory cannot be read or an entry cannot be removed.
     pub fn clear(&self) -> Result<()> {
-        scan::clear(&self.layout)?;
+        scan::clear(&self.cache)?;
         if let Some(evictor) = &self.evictor {
             evictor.after_clear();
         }
@@ -256,7 +286,7 @@ impl FileStore {
         if let Some(evictor) = &self.evictor {
             return Ok(evictor.estimate().entries.max(0).unsigned_abs());
         }
-        Ok(scan::totals(&self.layout, false)?.entries)
+        Ok(scan::totals(&self.cache, false)?.entries)
     }
 
     /// This handle's counters, and the entries and bytes on disk now.
@@ -264,7 +294,7 @@ impl FileStore {
     /// # Errors
     /// An I/O error if a directory cannot be read.
     pub fn stats(&self) -> Result<Stats> {
-        let totals = scan::totals(&self.layout, true)?;
+        let totals = scan::totals(&self.cache, true)?;
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Ok(Stats {
             entries: totals.entries,
@@ -309,20 +339,25 @@ impl FileStore {
         self.insert(key, &bytes, expiry)
     }
 
-    /// Reads an entry file whole, with as few calls as it takes (see
-    /// [`platform::fill`]): one read of [`FIRST_READ`] bytes holds most entries,
-    /// and its header says whether more is to come — so a hit costs an open, one
-    /// read and a close. With a size limit, the metadata is taken too, since its
+    /// Reads the entry file `name` in `dir` whole, with as few calls as it
+    /// takes: one read of [`FIRST_READ`] bytes holds most entries, and its
+    /// header says whether more is to come — so a hit costs an open, one read
+    /// and a close. With a size limit, the file is `stat`ed too, since its
     /// modification time says whether to mark the entry used.
-    fn read_entry(&self, path: &Path) -> io::Result<(Vec<u8>, fs::File, Option<fs::Metadata>)> {
+    fn read_entry(
+        &self,
+        dir: &Dir,
+        name: &str,
+    ) -> io::Result<(Vec<u8>, ReadFile, Option<FileStat>)> {
+        let file = dir.open_file(name)?;
         if self.evictor.is_some() {
-            let (bytes, file, meta) = platform::read_file_and_metadata(path)?;
-            return Ok((bytes, file, Some(meta)));
+            let stat = file.stat()?;
+            let bytes = platform::read_whole(&file, stat.len)?;
+            return Ok((bytes, file, Some(stat)));
         }
-        let mut file = platform::open_for_read(path)?;
         let mut bytes = vec![0u8; FIRST_READ];
         let mut filled = loop {
-            match platform::read_at(&mut file, &mut bytes, 0) {
+            match file.read_at(&mut bytes, 0) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other?,
             }
@@ -335,7 +370,7 @@ impl FileStore {
             && want > filled as u64
         {
             bytes.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
-            filled = platform::fill(&mut file, &mut bytes, filled)?;
+            filled = platform::fill(&file, &mut bytes, filled)?;
         }
         bytes.truncate(filled);
         Ok((bytes, file, None))
@@ -347,12 +382,15 @@ impl FileStore {
         if self.evictor.is_none() {
             return Ok(None);
         }
-        let path = self.layout.entry_path(hash);
-        match fs::metadata(&path) {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read metadata", &path, e)),
-        }
+        let name = hash.file_name();
+        let stat = self
+            .cache
+            .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
+                dir.stat(name.as_str())
+            })
+            .missing_ok()
+            .context("read metadata", &self.cache.entry_path(hash))?;
+        Ok(stat.flatten().map(|stat| stat.len))
     }
 
     /// Tells the evictor (if any) about a write, and evicts what the limits
@@ -365,6 +403,10 @@ impl FileStore {
         written_at: SystemTime,
         replaced: Option<u64>,
     ) {
+        let writes = self.counters.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if writes % sweep::CHECK_EVERY == 0 {
+            sweep::sweep_if_due(&self.cache, self.options.lease);
+        }
         let Some(evictor) = &self.evictor else {
             return;
         };
@@ -382,8 +424,8 @@ impl FileStore {
         }
     }
 
-    pub(crate) fn layout(&self) -> &Layout {
-        &self.layout
+    pub(crate) fn cache(&self) -> &CacheDir {
+        &self.cache
     }
 
     pub(crate) fn lock_policy(&self) -> LockPolicy {
@@ -420,21 +462,29 @@ impl FileStore {
         None
     }
 
-    /// Removes an expired or damaged entry file (unless a live one replaced it
-    /// meanwhile) and counts the removal.
+    /// Removes an expired or damaged entry file of `size` bytes (unless a
+    /// live one replaced it meanwhile) and counts the removal. On a read-only
+    /// file system it stays where it is (and is read as a miss).
     fn retire(
         &self,
         hash: &KeyHash,
-        path: &Path,
         size: u64,
         fault: Fault,
         reason: impl Fn() -> String,
     ) -> Result<()> {
-        let still_bad = |bytes: &[u8]| match format::decode(bytes) {
-            Ok(entry) => expired_now(entry.expires_at),
-            Err(_) => true,
+        let still_bad = |tmp: &Dir, aside: &str| {
+            let bytes = tmp.open_file(aside).and_then(|file| {
+                let len = file.stat()?.len;
+                platform::read_whole(&file, len)
+            });
+            match bytes.map(|bytes| format::decode(&bytes).map(|entry| entry.expires_at)) {
+                Ok(Ok(expires_at)) => expired_now(expires_at),
+                _ => true,
+            }
         };
-        match publish::retire(&self.layout, hash, path, still_bad) {
+        let name = hash.file_name();
+        let shard = Sub::Shard(hash.shard());
+        match race::retire(&self.cache, shard, name.as_str(), hash, still_bad) {
             Ok(Retired::Removed) => {
                 if let Some(evictor) = &self.evictor {
                     evictor.after_remove(hash, size);
@@ -446,11 +496,11 @@ impl FileStore {
                 bump(counter);
                 Ok(())
             }
-            Ok(Retired::Vanished | Retired::Restored) => Ok(()),
+            Ok(Retired::Vanished | Retired::Restored | Retired::ReadOnly) => Ok(()),
             Err(e) => match fault {
                 Fault::Expired => Err(e),
                 Fault::Corrupt => Err(Error::Corrupt {
-                    path: path.to_path_buf(),
+                    path: self.cache.entry_path(hash),
                     reason: format!("{}; it could not be removed: {e}", reason()),
                 }),
             },
@@ -463,45 +513,17 @@ impl FileStore {
 const FIRST_READ: usize = 16 * 1024;
 
 /// Whether an entry file was last used (written or read) more than `span` ago.
-fn last_used_before(meta: &fs::Metadata, span: std::time::Duration) -> bool {
-    meta.modified()
-        .ok()
-        .and_then(|used| used.elapsed().ok())
-        .is_some_and(|age| age > span)
+fn last_used_before(stat: &FileStat, span: std::time::Duration) -> bool {
+    stat.modified.elapsed().is_ok_and(|age| age > span)
 }
 
-/// Reads the header and the next `key_len` bytes of a file, with the file length.
-fn read_head(path: &Path, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
-    let file = platform::open_for_read(path)?;
-    let file_len = file.metadata()?.len();
-    let want = (HEADER_LEN + key_len) as u64;
-    let mut head = Vec::with_capacity(HEADER_LEN + key_len);
-    file.take(want).read_to_end(&mut head)?;
+/// Reads the header and the next `key_len` bytes of the file `name` in `dir`,
+/// with the file length.
+fn read_head(dir: &Dir, name: &str, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
+    let file = dir.open_file(name)?;
+    let file_len = file.stat()?.len;
+    let mut head = vec![0u8; HEADER_LEN + key_len];
+    let filled = platform::fill(&file, &mut head, 0)?;
+    head.truncate(filled);
     Ok((head, file_len))
-}
-
-/// Makes a new cache's directories and tag; an existing cache costs one `mkdir`
-/// that finds `tmp/` there.
-fn prepare(layout: &Layout) -> Result<()> {
-    let tmp = layout.tmp_dir();
-    match fs::create_dir(tmp) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(tmp).context("create directory", tmp)?;
-        }
-        Err(e) => return Err(Error::io("create directory", tmp, e)),
-        Ok(()) => {}
-    }
-    write_tag(&layout.tag_file())
-}
-
-/// Writes the cache-directory tag unless it is there already.
-fn write_tag(path: &Path) -> Result<()> {
-    match NewFile::create_new(path) {
-        Ok(mut file) => file
-            .write_all_at(TAG_CONTENT.as_bytes(), 0)
-            .context("write", path),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("create", path, e)),
-    }
 }

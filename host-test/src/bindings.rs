@@ -25,6 +25,7 @@ pub(crate) fn options_to_wit(options: &::filecache::Options) -> wit::Options {
         lock_timeout_ms: Some(millis(options.lock_timeout)),
         max_entries: options.max_entries,
         max_bytes: options.max_bytes,
+        group_shared: Some(options.group_shared),
     }
 }
 

@@ -35,6 +35,7 @@ function openOptions(o) {
     lockTimeoutMs: big(o.lockTimeoutMs),
     maxEntries: big(o.maxEntries),
     maxBytes: big(o.maxBytes),
+    groupShared: o.groupShared ?? undefined,
   };
 }
 

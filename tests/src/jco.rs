@@ -178,6 +178,7 @@ fn options_json(options: &Options) -> Value {
         "lockTimeoutMs": options.lock_timeout.as_millis().to_string(),
         "maxEntries": options.max_entries.map(|n| n.to_string()),
         "maxBytes": options.max_bytes.map(|n| n.to_string()),
+        "groupShared": options.group_shared,
     })
 }
 

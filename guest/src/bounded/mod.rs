@@ -1,24 +1,71 @@
-//! Keeping a cache within `max_entries` / `max_bytes`: what to evict, and when.
-//! How big the cache is comes from [`crate::census`].
+//! Bounded caches: keeping a cache within `max_entries` / `max_bytes`.
 //!
-//! After each write, while the census says the cache is over a limit, the handle
-//! evicts (at most [`MAX_EVICTIONS_PER_WRITE`] entries per write, so no write
-//! pays for a long catch-up).
+//! A bounded handle knows how big the cache is from a **shared count** (the
+//! census, [`census`]), corrected by periodic **recounts** ([`recount`]); after
+//! each write it **evicts** while the count is over a limit, choosing victims
+//! from an **index** of what it knows of the entries' last use ([`recency`]),
+//! which its own writes and reads keep, and a **sweep** over the shards
+//! ([`sampler`]) fills with the entries others wrote.
+//!
+//! # The shared count
+//!
+//! The census file (`<root>/census-2`, format in [`crate::format`]) holds the
+//! number of entries and bytes as the bounded handles have reported them, and
+//! per shard the sum of the changes reported to it (for recounts). Each such
+//! handle knows its own changes exactly — before a write it `stat`s the entry,
+//! so it knows whether it adds an entry or replaces one and by how many bytes —
+//! and adds them up in memory. Every `F` changes (`F` = the limit / 256,
+//! between 1 and 32), or when its last report is older than
+//! [`census::FLUSH_AGE`], or when the handle is dropped, it **flushes**: under
+//! the census lock (a `create_new` lock file, [`crate::exclusion`]) it reads
+//! the file, adds its changes, and replaces the file. The size a handle works
+//! with is the file as it last read it plus its own unreported changes. So
+//! with `P` handles writing at once, what one handle does not see yet is at
+//! most the others' unreported changes plus what they reported since its own
+//! last flush: about `2 × (P − 1) × F` entries — 2 × (P − 1) / 256 of the limit
+//! for large limits.
+//!
+//! # Recounts
+//!
+//! The count can drift: a handle killed before it flushed, two handles adding
+//! the same new key at once, handles opened without a limit (they do not
+//! report). So every bounded handle also recounts the cache, in **passes**
+//! over the 256 shard directories: a pass starts every `K` writes (`K` at least
+//! [`recount::MIN_WRITES_BETWEEN_PASSES`], and entries /
+//! [`recount::CENSUS_NAMES_PER_WRITE`] for a large cache, so that a write pays
+//! for about that many listed names), and its writes list shards in order.
+//! Each shard's count is brought up to the end of the pass by the changes to
+//! that shard the handle came to know of since it was listed: its own, and
+//! those the others reported. At the end of the pass, under the census lock,
+//! the handle compares the recount with the shared count as it is then (plus
+//! its own pending changes), and corrects a drift larger than 3 % (bytes:
+//! 6 %), unless another handle corrected since the pass began.
+//!
+//! A small cache's pass is short: about entries² / 2 000 000 writes (4 for
+//! 2 000 entries, each listing 512 names; 128 for 16 000); from 250 000
+//! entries a pass goes at the everyday rate and takes `K` writes. Bytes of a
+//! shard are its count times the mean size of the entries sampled in it
+//! (exact when all were sampled). A cache without a census file (the first
+//! bounded open) is counted at `open`: shards are listed until
+//! [`census::FIRST_CENSUS_NAMES`] names were seen — all of a small cache — and
+//! the rest extrapolated; the census file marks such a count, and the first
+//! complete recount replaces it whatever the drift.
 //!
 //! # What is evicted
 //!
-//! Each entry file carries its last use in its modification time (set when it
-//! is written, and moved forward by `get` at most every [`TOUCH_INTERVAL`]) and
-//! its expiry in its access time (see [`crate::format`]), so one `stat` judges
-//! it. The handle keeps what it learned of entries in an index
-//! ([`crate::recency`]) and evicts its most evictable record: expired entries
-//! first, then the least recently used. It learns
+//! After each write, while the count says the cache is over a limit, the
+//! handle evicts (at most [`MAX_EVICTIONS_PER_WRITE`] entries per write, so no
+//! write pays for a long catch-up). Each entry file carries its last use in
+//! its modification time (set when it is written, and moved forward by `get`
+//! at most every [`TOUCH_INTERVAL`]) and its expiry in its access time (see
+//! [`crate::format`]), so one `stat` judges it. The handle evicts the most
+//! evictable record of its index: expired entries first, then the least
+//! recently used. It learns
 //! - every entry it writes itself, at no cost (the write sets the file's
 //!   modification time and tells the index exactly that time), and every
 //!   entry whose last use its own `get` moves forward (it forgets those it
 //!   removes);
-//! - the others from a **sweep** over the shards (see
-//!   [`Census::candidates`]): before each choice of a victim it `stat`s
+//! - the others from its sweep: before each choice of a victim it `stat`s
 //!   [`LEARN_PER_EVICTION`] more entries, [`LEARN_PER_EVICTION_SWEPT`] once the
 //!   sweep has gone over the whole cache since the handle opened (from then on
 //!   it knows every entry that is not newer than its last sweep), and
@@ -26,11 +73,9 @@
 //!   small cache (under [`EXHAUSTIVE_BELOW`] entries) is learned whole at the
 //!   first eviction, so there the order is exact.
 //!
-//! Unlike a pool of a few samples (Redis's way, and this crate's until
-//! 2026-11-28: 5 fresh samples per eviction, 64 kept), the index forgets
-//! nothing it paid to learn, so it needs fewer `stat`s per eviction for a
-//! better order: a handle evicts its own writes in exact LRU order, and entries
-//! written by others in LRU order once its sweep has seen them.
+//! The index forgets nothing it paid to learn, so few `stat`s per eviction
+//! give a good order: a handle evicts its own writes in exact LRU order, and
+//! entries written by others in LRU order once its sweep has seen them.
 //!
 //! A record can be stale: another handle may have read, replaced or removed
 //! the entry since. So a victim is `stat`ed again just before it is removed,
@@ -45,49 +90,150 @@
 //! that triggered it — that write succeeded; it is tried again at the next
 //! write, and a cache that cannot evict shows in `stats` as over its limit.
 
+mod census;
+mod recency;
+mod recount;
+mod sampler;
+
 use std::io;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use crate::census::{Census, Size};
+use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{Error, Result};
-use crate::layout::{KeyHash, Layout};
+use crate::layout::{self, KeyHash};
 use crate::options::{Options, now_ms};
-use crate::platform::DirHandle;
-use crate::recency::{RecencyIndex, Record};
+use crate::platform::Dir;
+
+use census::Census;
+pub(crate) use recency::Record;
+use recency::RecencyIndex;
+use sampler::Sampler;
 
 /// The shortest span after which `get` refreshes an entry's last-use time.
-pub const TOUCH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const TOUCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Below this many entries, a handle's first eviction learns every entry (a
 /// whole sweep at once).
-pub const EXHAUSTIVE_BELOW: i64 = 1024;
+pub(crate) const EXHAUSTIVE_BELOW: i64 = 1024;
 /// Most entries one write evicts.
-pub const MAX_EVICTIONS_PER_WRITE: u64 = 4;
+pub(crate) const MAX_EVICTIONS_PER_WRITE: u64 = 4;
 /// Most rounds of learning per write, before it gives up until the next write.
 const MAX_LEARNING_PER_WRITE: u32 = 16;
 /// Entries `stat`ed into the index before each choice of a victim, until the
 /// handle's sweep has gone over the whole cache once.
-pub const LEARN_PER_EVICTION: usize = 2;
+pub(crate) const LEARN_PER_EVICTION: usize = 2;
 /// Entries `stat`ed into the index before each choice of a victim once the
 /// handle's sweep has gone over the whole cache.
-pub const LEARN_PER_EVICTION_SWEPT: usize = 1;
+pub(crate) const LEARN_PER_EVICTION_SWEPT: usize = 1;
 /// While the index knows fewer entries than this, more are `stat`ed before
 /// each choice ([`LEARN_WHILE_SHORT`]), so that the first victims of a handle
 /// are not chosen among a handful.
-pub const SHORT_INDEX: usize = 256;
+pub(crate) const SHORT_INDEX: usize = 256;
 /// Entries `stat`ed before each choice while the index is short.
-pub const LEARN_WHILE_SHORT: usize = 8;
+pub(crate) const LEARN_WHILE_SHORT: usize = 8;
 /// A victim whose record was made (by a `stat`) within a `TRUST_DIVISOR`th of
 /// the time the entry had then been idle is removed without a second `stat`.
 /// A record of the handle's own write, made as the entry was used, is never
 /// trusted so: another handle may have read the entry since.
-pub const TRUST_DIVISOR: u32 = 4;
+pub(crate) const TRUST_DIVISOR: u32 = 4;
 /// Largest number of changes a handle keeps unreported.
 const MAX_FLUSH_EVERY: u64 = 32;
 
+/// A number of entries and bytes, or a change of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Size {
+    /// Entry files.
+    pub entries: i64,
+    /// Bytes of entry files.
+    pub bytes: i64,
+}
+
+impl Size {
+    /// One entry file of `bytes` bytes.
+    pub(crate) fn entry(bytes: u64) -> Self {
+        Self {
+            entries: 1,
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The opposite change.
+    pub(crate) fn negated(self) -> Self {
+        Self {
+            entries: self.entries.wrapping_neg(),
+            bytes: self.bytes.wrapping_neg(),
+        }
+    }
+
+    /// A `[entries, bytes]` pair, as the census file holds a shard's changes.
+    pub(crate) fn from_pair([entries, bytes]: [i64; 2]) -> Self {
+        Self { entries, bytes }
+    }
+
+    /// The `[entries, bytes]` pair.
+    pub(crate) fn pair(self) -> [i64; 2] {
+        [self.entries, self.bytes]
+    }
+
+    /// The sum; wrapping, as the census file's sums of shard changes do (a
+    /// damaged file's figures must not panic a handle).
+    pub(crate) fn plus(self, other: Self) -> Self {
+        Self {
+            entries: self.entries.wrapping_add(other.entries),
+            bytes: self.bytes.wrapping_add(other.bytes),
+        }
+    }
+}
+
+/// A small xorshift generator for the recounts' and the sweep's random picks
+/// (no cryptographic use), seeded from [`layout::nonce`].
+#[derive(Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new() -> Self {
+        Self(layout::nonce() | 1)
+    }
+
+    /// A number below `bound` (which must not be zero).
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+}
+
+/// The key hashes of shard `shard`'s entries and its directory, open; `None`
+/// if it has no entries (or no directory).
+///
+/// # Errors
+/// An I/O error if the shard cannot be opened or listed.
+pub(crate) fn open_shard(cache: &CacheDir, shard: u8) -> Result<Option<(Arc<Dir>, Vec<KeyHash>)>> {
+    let Some(dir) = crate::scan::shard(cache, shard)? else {
+        return Ok(None);
+    };
+    let hashes = crate::scan::entry_hashes(&dir)?;
+    Ok((!hashes.is_empty()).then_some((dir, hashes)))
+}
+
+/// `stat`s the entry file of `hash` in `dir` into a record; `None` if it is gone.
+///
+/// # Errors
+/// An I/O error other than the file being gone.
+pub(crate) fn probe(dir: &Dir, hash: KeyHash) -> Result<Option<Record>> {
+    let file_name = hash.file_name();
+    let name = file_name.as_str();
+    match dir.stat(name) {
+        Ok(stat) => Ok(Some(Record::from_stat(hash, &stat))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read metadata", &dir.path().join(name), e)),
+    }
+}
+
 /// What the evictor removed during one write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Removed {
+pub(crate) struct Removed {
     /// Live entries evicted.
     pub evicted: u64,
     /// Expired entries removed.
@@ -96,8 +242,8 @@ pub struct Removed {
 
 /// The size limits of a handle, its census, and its index of entries.
 #[derive(Debug)]
-pub struct Evictor {
-    layout: Layout,
+pub(crate) struct Evictor {
+    cache: Arc<CacheDir>,
     max_entries: Option<u64>,
     max_bytes: Option<u64>,
     state: Mutex<State>,
@@ -106,16 +252,16 @@ pub struct Evictor {
 #[derive(Debug)]
 struct State {
     census: Census,
+    sampler: Sampler,
     index: RecencyIndex,
 }
 
 impl Evictor {
-    /// The evictor for `options` on the cache at `layout`, or `None` if they set
-    /// no limit.
+    /// The evictor for `options` on `cache`, or `None` if they set no limit.
     ///
     /// # Errors
     /// An I/O error if the census cannot be read or taken.
-    pub fn open(options: &Options, layout: &Layout) -> Result<Option<Self>> {
+    pub(crate) fn open(options: &Options, cache: &Arc<CacheDir>) -> Result<Option<Self>> {
         if options.max_entries.is_none() && options.max_bytes.is_none() {
             return Ok(None);
         }
@@ -126,13 +272,14 @@ impl Evictor {
             entries: flush_every(options.max_entries, MAX_FLUSH_EVERY),
             bytes: flush_every(options.max_bytes, u64::MAX),
         };
-        let census = Census::open(layout, options.lease, flush_every)?;
+        let census = Census::open(cache, options.lease, flush_every)?;
         Ok(Some(Self {
-            layout: layout.clone(),
+            cache: Arc::clone(cache),
             max_entries: options.max_entries,
             max_bytes: options.max_bytes,
             state: Mutex::new(State {
                 census,
+                sampler: Sampler::new(),
                 index: RecencyIndex::default(),
             }),
         }))
@@ -144,7 +291,7 @@ impl Evictor {
     ///
     /// # Errors
     /// An I/O error if a directory cannot be listed or an entry not removed.
-    pub fn after_write(&self, written: Record, replaced: Option<u64>) -> Result<Removed> {
+    pub(crate) fn after_write(&self, written: Record, replaced: Option<u64>) -> Result<Removed> {
         let mut state = self.lock();
         state.census.record(
             written.hash.shard(),
@@ -154,35 +301,35 @@ impl Evictor {
             },
         );
         state.index.learn(written);
-        state.census.after_write(&self.layout)?;
+        state.census.after_write(&self.cache)?;
         self.evict(&mut state)
     }
 
     /// Records that the handle used an entry (a `get` moved its last use to
     /// `used.used`): its record is renewed, so that an older one is not acted on.
-    pub fn after_use(&self, used: Record) {
+    pub(crate) fn after_use(&self, used: Record) {
         self.lock().index.learn(used);
     }
 
     /// Records that entry `hash`, of `size` bytes, was removed.
-    pub fn after_remove(&self, hash: &KeyHash, size: u64) {
+    pub(crate) fn after_remove(&self, hash: &KeyHash, size: u64) {
         let mut state = self.lock();
         state.index.forget_entry(hash);
         state
             .census
             .record(hash.shard(), Size::entry(size).negated());
-        state.census.after_remove(&self.layout);
+        state.census.after_remove(&self.cache);
     }
 
     /// Records that every entry was removed.
-    pub fn after_clear(&self) {
+    pub(crate) fn after_clear(&self) {
         let mut state = self.lock();
-        state.census.cleared(&self.layout);
+        state.census.cleared(&self.cache);
         state.index.clear();
     }
 
     /// The number of entries and bytes this handle takes the cache to hold.
-    pub fn estimate(&self) -> Size {
+    pub(crate) fn estimate(&self) -> Size {
         self.lock().census.size()
     }
 
@@ -210,19 +357,19 @@ impl Evictor {
                 break; // nothing evictable in sight: the census is ahead of the disk
             }
             learning += 1;
-            let learned =
-                if !state.census.swept_once() && state.census.size().entries < EXHAUSTIVE_BELOW {
-                    state.census.sample_everything(&self.layout)?
+            let swept_once = state.sampler.swept_once();
+            let learned = if !swept_once && state.census.size().entries < EXHAUSTIVE_BELOW {
+                state.sampler.sample_everything(&self.cache)?
+            } else {
+                let count = if state.index.len() < SHORT_INDEX {
+                    LEARN_WHILE_SHORT
+                } else if swept_once {
+                    LEARN_PER_EVICTION_SWEPT
                 } else {
-                    let count = if state.index.len() < SHORT_INDEX {
-                        LEARN_WHILE_SHORT
-                    } else if state.census.swept_once() {
-                        LEARN_PER_EVICTION_SWEPT
-                    } else {
-                        LEARN_PER_EVICTION
-                    };
-                    state.census.candidates(&self.layout, count)?
+                    LEARN_PER_EVICTION
                 };
+                state.sampler.candidates(&self.cache, count)?
+            };
             let Some(victim) = state.index.take_most_evictable_with(learned, now) else {
                 continue;
             };
@@ -245,18 +392,17 @@ impl Evictor {
     /// `stat` said; the size of the file removed, if it was. A record recent
     /// enough (see [`TRUST_DIVISOR`]) is taken as true without a `stat`.
     fn remove_unless_used(&self, state: &mut State, victim: &Record) -> Result<Option<u64>> {
-        let shard = victim.hash.shard();
+        let shard = Sub::Shard(victim.hash.shard());
         let file_name = victim.hash.file_name();
         let name = file_name.as_str();
-        let by_path;
-        let dir = match state.census.listed_dir(shard) {
-            Some(dir) => dir,
-            None => {
-                by_path = DirHandle::by_path(self.layout.shard_dir(shard));
-                &by_path
-            }
+        let path = || self.cache.entry_path(&victim.hash);
+        let Some(dir) = self
+            .cache
+            .sub(shard, Missing::Leave)
+            .map_err(|e| Error::io("open directory", &self.cache.sub_path(shard), e))?
+        else {
+            return Ok(None);
         };
-        let path = || dir.path().join(name);
         let size = if still_trusted(victim, SystemTime::now()) {
             victim.size
         } else {
@@ -270,7 +416,7 @@ impl Evictor {
                 Err(e) => return Err(Error::io("read metadata", &path(), e)),
             }
         };
-        match dir.remove(name) {
+        match dir.remove_file(name) {
             Ok(()) => Ok(Some(size)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("remove evicted entry", &path(), e)),
@@ -289,7 +435,7 @@ fn still_trusted(record: &Record, now: SystemTime) -> bool {
 
 impl Drop for Evictor {
     fn drop(&mut self) {
-        self.lock().census.flush_now(&self.layout);
+        self.lock().census.flush_now(&self.cache);
     }
 }
 

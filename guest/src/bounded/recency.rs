@@ -1,5 +1,5 @@
 //! What a bounded handle knows of the entries' last use and expiry: the index
-//! the evictor picks its victims from (see [`crate::eviction`]).
+//! the evictor picks its victims from (see [`crate::bounded`]).
 //!
 //! A record is what one `stat` (or the handle's own write or read) said of an
 //! entry, and when: its hash, its last use (the file's modification time), its
@@ -27,11 +27,11 @@ use crate::layout::KeyHash;
 use crate::platform::FileStat;
 
 /// Most records kept: as many as fill a hash table of 65 536 slots.
-pub const MAX_RECORDS: usize = 57_344;
+pub(crate) const MAX_RECORDS: usize = 57_344;
 
 /// What the index knows of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// The entry's key hash (its file name).
     pub hash: KeyHash,
     /// Its last use: the file's modification time.
@@ -47,8 +47,8 @@ pub struct Record {
 impl Record {
     /// The record of entry `hash` that the handle itself used (wrote, or read
     /// and marked used) at `at`: seen as it was used, so never trusted without
-    /// a `stat` (see [`crate::eviction::TRUST_DIVISOR`]).
-    pub fn own_use(hash: KeyHash, at: SystemTime, expires_ms: u64, size: u64) -> Self {
+    /// a `stat` (see [`super::TRUST_DIVISOR`]).
+    pub(crate) fn own_use(hash: KeyHash, at: SystemTime, expires_ms: u64, size: u64) -> Self {
         Self {
             hash,
             used: at,
@@ -59,7 +59,7 @@ impl Record {
     }
 
     /// The record of entry `hash` whose file a `stat` just now found as `stat`.
-    pub fn from_stat(hash: KeyHash, stat: &FileStat) -> Self {
+    pub(crate) fn from_stat(hash: KeyHash, stat: &FileStat) -> Self {
         Self {
             hash,
             used: stat.modified,
@@ -117,7 +117,7 @@ fn evictability(record: &Record, now_ms: u64) -> (bool, u64, u64) {
 
 /// Records of entries, one per entry, most evictable first.
 #[derive(Debug, Default)]
-pub struct RecencyIndex {
+pub(crate) struct RecencyIndex {
     records: HashMap<Slot, Record, BuildHasherDefault<SlotHasher>>,
     /// (last use, slot) of every record.
     by_use: BTreeSet<(u64, Slot)>,
@@ -127,17 +127,18 @@ pub struct RecencyIndex {
 
 impl RecencyIndex {
     /// Records kept.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
     /// Whether it knows no entry.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 
     /// Forgets every record (after `clear`).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.records.clear();
         self.by_use.clear();
         self.by_expiry.clear();
@@ -146,7 +147,7 @@ impl RecencyIndex {
     /// Adds a record, in place of the entry's previous one. When the index is
     /// full it takes the place of the most recently used record, if it is
     /// older than that; else it is dropped.
-    pub fn learn(&mut self, record: Record) {
+    pub(crate) fn learn(&mut self, record: Record) {
         let slot = record.hash.prefix();
         let previous = self
             .records
@@ -171,7 +172,7 @@ impl RecencyIndex {
 
     /// Takes out the most evictable record at `now_ms`: the one that expired
     /// first if any has expired, else the least recently used.
-    pub fn take_most_evictable(&mut self, now_ms: u64) -> Option<Record> {
+    pub(crate) fn take_most_evictable(&mut self, now_ms: u64) -> Option<Record> {
         let slot = self.most_evictable_slot(now_ms)?;
         self.forget(slot)
     }
@@ -181,7 +182,7 @@ impl RecencyIndex {
     /// fresh record that is the most evictable is taken without being filed
     /// (the common case when the evictor samples: a B-tree insert and removal
     /// fewer). The fresh records are of distinct entries.
-    pub fn take_most_evictable_with(
+    pub(crate) fn take_most_evictable_with(
         &mut self,
         mut fresh: Vec<Record>,
         now_ms: u64,
@@ -212,7 +213,7 @@ impl RecencyIndex {
     }
 
     /// Forgets the record of entry `hash`, if any (the entry was removed).
-    pub fn forget_entry(&mut self, hash: &KeyHash) {
+    pub(crate) fn forget_entry(&mut self, hash: &KeyHash) {
         self.forget(hash.prefix());
     }
 

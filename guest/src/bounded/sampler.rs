@@ -1,0 +1,110 @@
+//! The evictor's sweep over the shards: where it learns the entries it did not
+//! write itself (see the module docs of [`crate::bounded`]).
+
+use std::sync::Arc;
+
+use super::recency::Record;
+use super::{Rng, open_shard, probe};
+use crate::cache_dir::CacheDir;
+use crate::error::Result;
+use crate::layout::{KeyHash, SHARDS};
+use crate::platform::Dir;
+use crate::scan;
+
+/// Most shards listed for one call for eviction candidates.
+const MAX_LISTINGS_PER_CANDIDATES: usize = 2;
+
+/// A shard listed for eviction candidates: its directory, open, and its names
+/// not sampled yet.
+#[derive(Debug)]
+struct Listing {
+    dir: Arc<Dir>,
+    unsampled: Vec<KeyHash>,
+}
+
+/// Where the sweep is.
+#[derive(Debug)]
+pub(crate) struct Sampler {
+    /// The shard listed last.
+    listing: Option<Listing>,
+    /// The shard the sweep lists next.
+    next: u8,
+    /// Shards the sweep listed since the handle opened.
+    swept: u64,
+    rng: Rng,
+}
+
+impl Sampler {
+    /// A sweep that starts at a shard drawn at random.
+    pub(crate) fn new() -> Self {
+        let mut rng = Rng::new();
+        Self {
+            listing: None,
+            next: rng.below(SHARDS) as u8,
+            swept: 0,
+            rng,
+        }
+    }
+
+    /// `count` candidates for eviction: the names of one shard, taken in a
+    /// random order, each once, `stat`ed; the next shard (in order) is listed
+    /// when they run out. So every entry is offered once per sweep.
+    ///
+    /// # Errors
+    /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
+    pub(crate) fn candidates(&mut self, cache: &CacheDir, count: usize) -> Result<Vec<Record>> {
+        let mut samples = Vec::with_capacity(count);
+        let mut listings = 0;
+        while samples.len() < count {
+            let listing = match &mut self.listing {
+                Some(listing) if !listing.unsampled.is_empty() => listing,
+                _ => {
+                    if listings == MAX_LISTINGS_PER_CANDIDATES {
+                        break; // a sparse cache: fewer candidates this time
+                    }
+                    listings += 1;
+                    let shard = self.next;
+                    self.next = self.next.wrapping_add(1);
+                    self.swept += 1;
+                    let Some((dir, mut hashes)) = open_shard(cache, shard)? else {
+                        continue;
+                    };
+                    for i in (1..hashes.len()).rev() {
+                        hashes.swap(i, self.rng.below(i + 1));
+                    }
+                    self.listing.insert(Listing {
+                        dir,
+                        unsampled: hashes,
+                    })
+                }
+            };
+            if let Some(hash) = listing.unsampled.pop() {
+                samples.extend(probe(&listing.dir, hash)?);
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Whether the sweep went over every shard since the handle opened.
+    pub(crate) fn swept_once(&self) -> bool {
+        self.swept >= SHARDS as u64
+    }
+
+    /// Every entry of every shard, `stat`ed (for the evictor of a small
+    /// cache): a whole sweep at once.
+    ///
+    /// # Errors
+    /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
+    pub(crate) fn sample_everything(&mut self, cache: &CacheDir) -> Result<Vec<Record>> {
+        self.swept += SHARDS as u64;
+        let mut samples = Vec::new();
+        for index in scan::shards(cache)? {
+            if let Some((dir, hashes)) = open_shard(cache, index)? {
+                for hash in hashes {
+                    samples.extend(probe(&dir, hash)?);
+                }
+            }
+        }
+        Ok(samples)
+    }
+}

@@ -1,0 +1,132 @@
+//! Every platform difference of the crate, behind one set of signatures.
+//!
+//! The cache works through [`Dir`]: a directory held open, whose files are
+//! created, opened, `stat`ed, renamed, linked and removed **by one-component
+//! names relative to it**, never following a symbolic link. The cache root is
+//! the only path resolved as a whole (the user named it, links included); its
+//! `tmp/`, `locks/` and shard directories are opened from it with
+//! [`Dir::open_dir`], which refuses a symbolic link. So whatever is planted
+//! inside a cache directory, the cache never creates, replaces or deletes a file
+//! outside it.
+//!
+//! One implementation per target, chosen here and nowhere else:
+//!
+//! - `unix.rs` — `openat`, `fstatat`, `renameat`, `linkat`, `unlinkat`,
+//!   `utimensat` relative to held descriptors (through `rustix`), with
+//!   `O_NOFOLLOW`; listings with `getdents` on Linux.
+//! - `wasi.rs` — the same calls on `wasi:filesystem` descriptors (`open-at`,
+//!   `stat-at`, `rename-at`, …) made directly, not through wasi-libc: one host
+//!   call each, with a one-component path, where wasi-libc resolves the whole
+//!   path from the preopen on every call. It also keeps clear of two faults of
+//!   jco's Node.js shim (see that file).
+//! - `windows.rs` — full paths through `std` (for Windows and any other target).
+//!   A planted link is refused when a directory is opened, but the check and
+//!   the use are separate steps there.
+//!
+//! Files and directories the cache creates get the modes of [`Access`] on Unix
+//! (private by default); WASI and Windows have no modes: the host's or the
+//! system's defaults apply.
+
+use std::io;
+use std::time::SystemTime;
+
+#[cfg_attr(unix, path = "unix.rs")]
+#[cfg_attr(target_os = "wasi", path = "wasi.rs")]
+#[cfg_attr(not(any(unix, target_os = "wasi")), path = "windows.rs")]
+mod imp;
+
+pub(crate) use imp::{Dir, NewFile, ReadFile};
+
+/// Who may use the files the cache creates (Unix modes; ignored elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// The owner only: directories `0700`, files `0600` (the umask may narrow
+    /// them further).
+    #[default]
+    Private,
+    /// The owner and the directory's group: directories `2770` (new files take
+    /// the directory's group), files `0660`, set explicitly whatever the umask.
+    GroupShared,
+}
+
+impl Access {
+    /// The mode of directories the cache creates.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn dir_mode(self) -> u32 {
+        match self {
+            Self::Private => 0o700,
+            Self::GroupShared => 0o2770,
+        }
+    }
+
+    /// The mode of files the cache creates.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn file_mode(self) -> u32 {
+        match self {
+            Self::Private => 0o600,
+            Self::GroupShared => 0o660,
+        }
+    }
+}
+
+/// What one `stat` of a file tells the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStat {
+    /// Modification time (an entry's last use).
+    pub modified: SystemTime,
+    /// Access time (an entry's expiry hint), if the platform keeps one.
+    pub accessed: Option<SystemTime>,
+    /// Size in bytes.
+    pub len: u64,
+}
+
+/// Reads `file` whole, its size known from a `stat` taken before (cache
+/// files are never written in place once published, so that size is exact;
+/// a file cut short reads short, which the decoders refuse): as few reads as
+/// it takes, no probe past the end.
+pub(crate) fn read_whole(file: &ReadFile, len: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    let mut bytes = vec![0u8; len];
+    let filled = fill(file, &mut bytes, 0)?;
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
+/// Reads into `bytes[from..]` until the buffer is full or the file ends;
+/// returns how many bytes are filled.
+pub(crate) fn fill(file: &ReadFile, bytes: &mut [u8], from: usize) -> io::Result<usize> {
+    let mut filled = from;
+    while filled < bytes.len() {
+        match file.read_at(&mut bytes[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The error for a file or directory the cache will not open because it is a
+/// symbolic link (planted, or made by hand): the cache never follows one below
+/// its root. Keeps the kind of the `source` error.
+pub(crate) fn refused_link(source: &io::Error) -> io::Error {
+    io::Error::new(source.kind(), RefusedLink)
+}
+
+/// Whether `error` is a refusal made by [`refused_link`].
+pub(crate) fn is_refused_link(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<RefusedLink>())
+}
+
+/// The inner error of [`refused_link`].
+#[derive(Debug)]
+struct RefusedLink;
+
+impl std::fmt::Display for RefusedLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it is a symbolic link (or not what the cache made), which the cache does not follow")
+    }
+}
+
+impl std::error::Error for RefusedLink {}

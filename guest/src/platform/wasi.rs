@@ -1,0 +1,427 @@
+//! WASI preview 2: `wasi:filesystem` descriptors, called directly.
+//!
+//! wasi-libc (and so `std`) resolves every path from a preopened directory on
+//! each call: the host walks all its components again (`openat2` with
+//! `RESOLVE_BENEATH` in wasmtime), and a `rename` opens both parents. Here the
+//! cache holds a descriptor for its root, `tmp/`, `locks/` and each shard it
+//! uses, and every call names one component relative to one of them: one host
+//! call, one component to resolve. Links are not followed (`path-flags`
+//! without `symlink-follow`), as natively.
+//!
+//! Two faults of jco's Node.js shim (preview2-shim 0.26) shape the calls; both
+//! are reproduced by `tests/jco/shim-bugs.mjs`:
+//! - `open-at` refuses any open that asks for `mutate-directory` (as wasi-libc
+//!   does for every file it writes). Files are created asking for `write`
+//!   alone; directories are opened asking for `read | mutate-directory` (what
+//!   the specification asks of a descriptor used to create and rename files),
+//!   and for `read` alone where that is refused as unsupported.
+//! - `descriptor.set-times` hands milliseconds to Node's `futimes`, which takes
+//!   seconds; in `set-times-at`, `now` becomes a time in January 1970 and
+//!   `no-change` `stat`s the directory instead of the file. Times are set with
+//!   `set-times-at` by name, both explicit.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use wasip2::filesystem::types::{
+    Datetime, Descriptor, DescriptorFlags, DescriptorStat, ErrorCode, NewTimestamp, OpenFlags,
+    PathFlags,
+};
+
+use super::{Access, FileStat, refused_link};
+
+/// A directory held open; see the module docs of `platform`.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    descriptor: Descriptor,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens the directory `path`, which must lie inside a preopened directory
+    /// (links in it are followed: the user named it).
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        let descriptor = preopens::with_parent(path, |preopen, relative| {
+            open_dir_at(preopen, PathFlags::SYMLINK_FOLLOW, relative)
+        })?;
+        Ok(Self {
+            descriptor,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Creates the directory `path` and any missing parents (WASI has no
+    /// modes: the host decides).
+    pub(crate) fn create_all(path: &Path, _access: Access) -> io::Result<()> {
+        preopens::with_parent(path, |preopen, relative| {
+            let mut partial = String::new();
+            for component in relative.split('/').filter(|c| !c.is_empty() && *c != ".") {
+                if !partial.is_empty() {
+                    partial.push('/');
+                }
+                partial.push_str(component);
+                match preopen.create_directory_at(&partial) {
+                    Ok(()) | Err(ErrorCode::Exist) => {}
+                    Err(code) => return Err(code),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The directory's path (for messages).
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the subdirectory `name`; a symbolic link is refused.
+    pub(crate) fn open_dir(&self, name: &str) -> io::Result<Self> {
+        match open_dir_at(&self.descriptor, PathFlags::empty(), name) {
+            Ok(descriptor) => Ok(Self {
+                descriptor,
+                path: self.path.join(name),
+            }),
+            Err(code @ (ErrorCode::Loop | ErrorCode::NotDirectory)) => {
+                Err(refused_link(&to_io_error(code)))
+            }
+            Err(code) => Err(to_io_error(code)),
+        }
+    }
+
+    /// Creates the subdirectory `name`.
+    pub(crate) fn create_dir(&self, name: &str, _access: Access) -> io::Result<()> {
+        self.descriptor
+            .create_directory_at(name)
+            .map_err(to_io_error)
+    }
+
+    /// Creates the file `name`, which must not exist, for writing (asking for
+    /// `write` alone: see the module docs).
+    pub(crate) fn create_new(&self, name: &str, _access: Access) -> io::Result<NewFile> {
+        let descriptor = self
+            .descriptor
+            .open_at(
+                PathFlags::empty(),
+                name,
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                DescriptorFlags::WRITE,
+            )
+            .map_err(to_io_error)?;
+        Ok(NewFile { descriptor })
+    }
+
+    /// Opens the file `name` for reading; a symbolic link is refused.
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<ReadFile> {
+        match self.descriptor.open_at(
+            PathFlags::empty(),
+            name,
+            OpenFlags::empty(),
+            DescriptorFlags::READ,
+        ) {
+            Ok(descriptor) => Ok(ReadFile { descriptor }),
+            Err(ErrorCode::Loop) => Err(refused_link(&to_io_error(ErrorCode::Loop))),
+            Err(code) => Err(to_io_error(code)),
+        }
+    }
+
+    /// `stat`s `name` (a link itself, not what it points to).
+    pub(crate) fn stat(&self, name: &str) -> io::Result<FileStat> {
+        self.descriptor
+            .stat_at(PathFlags::empty(), name)
+            .map(|stat| file_stat(&stat))
+            .map_err(to_io_error)
+    }
+
+    /// Removes the file (or link) `name`.
+    pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        self.descriptor.unlink_file_at(name).map_err(to_io_error)
+    }
+
+    /// Renames `name` to `to_name` in `to`, replacing what is there atomically.
+    pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
+        self.descriptor
+            .rename_at(name, &to.descriptor, to_name)
+            .map_err(to_io_error)
+    }
+
+    /// Links `name` as `to_name` in `to`; fails if `to_name` exists.
+    pub(crate) fn hard_link(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
+        self.descriptor
+            .link_at(PathFlags::empty(), name, &to.descriptor, to_name)
+            .map_err(to_io_error)
+    }
+
+    /// Sets the access and modification times of `name`, both explicit (see
+    /// the module docs).
+    pub(crate) fn set_times(
+        &self,
+        name: &str,
+        accessed: SystemTime,
+        modified: SystemTime,
+    ) -> io::Result<()> {
+        self.descriptor
+            .set_times_at(
+                PathFlags::empty(),
+                name,
+                NewTimestamp::Timestamp(datetime(accessed)?),
+                NewTimestamp::Timestamp(datetime(modified)?),
+            )
+            .map_err(to_io_error)
+    }
+
+    /// Calls `visit` with the name of every entry, in the order the host lists
+    /// them. A host that `stat`s each entry as it lists it (wasmtime) fails the
+    /// listing with `no-entry` when one vanishes meanwhile; callers take such a
+    /// listing again.
+    pub(crate) fn list(&self, mut visit: impl FnMut(&OsStr)) -> io::Result<()> {
+        let entries = self.descriptor.read_directory().map_err(to_io_error)?;
+        while let Some(entry) = entries.read_directory_entry().map_err(to_io_error)? {
+            visit(OsStr::new(&entry.name));
+        }
+        Ok(())
+    }
+
+    /// Flushes the directory's entries to stable storage.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.descriptor.sync().map_err(to_io_error)
+    }
+
+    /// Whether the directory was removed since it was opened.
+    pub(crate) fn is_removed(&self) -> io::Result<bool> {
+        let stat = self.descriptor.stat().map_err(to_io_error)?;
+        Ok(stat.link_count == 0)
+    }
+}
+
+/// Opens the directory `path` relative to `base`, asking to mutate it; a host
+/// that does not support that flag (jco's shim) is asked for reading alone.
+fn open_dir_at(base: &Descriptor, flags: PathFlags, path: &str) -> Result<Descriptor, ErrorCode> {
+    let open = |descriptor_flags| base.open_at(flags, path, OpenFlags::DIRECTORY, descriptor_flags);
+    match open(DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY) {
+        Err(ErrorCode::Unsupported) => open(DescriptorFlags::READ),
+        other => other,
+    }
+}
+
+/// A cache file open for reading.
+#[derive(Debug)]
+pub(crate) struct ReadFile {
+    descriptor: Descriptor,
+}
+
+impl ReadFile {
+    /// `stat`s the open file.
+    pub(crate) fn stat(&self) -> io::Result<FileStat> {
+        self.descriptor
+            .stat()
+            .map(|stat| file_stat(&stat))
+            .map_err(to_io_error)
+    }
+
+    /// Reads into `buf` at `offset`: one `descriptor.read` host call.
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let (bytes, _end) = self
+            .descriptor
+            .read(buf.len() as u64, offset)
+            .map_err(to_io_error)?;
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    /// Moves the modification time of the file — `name` in `dir` — to now,
+    /// by name (a host may refuse to set the times of a file opened for
+    /// reading), its access time set back to `accessed` (the expiry hint),
+    /// since both are set at once (see the module docs).
+    pub(crate) fn mark_used(&self, dir: &Dir, name: &str, accessed: SystemTime) -> io::Result<()> {
+        dir.set_times(name, accessed, SystemTime::now())
+    }
+}
+
+/// A file the cache creates and writes front to back.
+#[derive(Debug)]
+pub(crate) struct NewFile {
+    descriptor: Descriptor,
+}
+
+impl NewFile {
+    /// Writes all of `bytes` at `offset` with `descriptor.write` (`pwrite`),
+    /// which reports the exact error code (a full disk is `insufficient-space`;
+    /// wasi-libc's stream writes turn every failure into `EIO`).
+    pub(crate) fn write_all_at(&mut self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        let mut written = 0;
+        while written < bytes.len() {
+            let at = offset + written as u64;
+            let n = self
+                .descriptor
+                .write(&bytes[written..], at)
+                .map_err(to_io_error)?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero));
+            }
+            written += usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        Ok(())
+    }
+
+    /// Flushes the file's data to stable storage.
+    pub(crate) fn sync_data(&self) -> io::Result<()> {
+        self.descriptor.sync_data().map_err(to_io_error)
+    }
+
+    /// Sets the file's access and modification times, by name (see the module
+    /// docs): the file is `name` in `dir`.
+    pub(crate) fn set_times(
+        &self,
+        dir: &Dir,
+        name: &str,
+        accessed: SystemTime,
+        modified: SystemTime,
+    ) -> io::Result<()> {
+        dir.set_times(name, accessed, modified)
+    }
+}
+
+fn file_stat(stat: &DescriptorStat) -> FileStat {
+    let time = |datetime: Option<Datetime>| {
+        datetime.map(|at| {
+            SystemTime::UNIX_EPOCH
+                + Duration::from_secs(at.seconds)
+                + Duration::from_nanos(u64::from(at.nanoseconds))
+        })
+    };
+    FileStat {
+        modified: time(stat.data_modification_timestamp).unwrap_or(SystemTime::UNIX_EPOCH),
+        accessed: time(stat.data_access_timestamp),
+        len: stat.size,
+    }
+}
+
+fn datetime(time: SystemTime) -> io::Result<Datetime> {
+    let since_epoch = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(Datetime {
+        seconds: since_epoch.as_secs(),
+        nanoseconds: since_epoch.subsec_nanos(),
+    })
+}
+
+/// The `io::Error` wasi-libc would have made of `code` (so that `std`'s
+/// error kinds — `NotFound`, `StorageFull`, … — come out as they would).
+pub(crate) fn to_io_error(code: ErrorCode) -> io::Error {
+    let errno = match code {
+        ErrorCode::Access => libc::EACCES,
+        ErrorCode::WouldBlock => libc::EAGAIN,
+        ErrorCode::Already => libc::EALREADY,
+        ErrorCode::BadDescriptor => libc::EBADF,
+        ErrorCode::Busy => libc::EBUSY,
+        ErrorCode::Quota => libc::EDQUOT,
+        ErrorCode::Exist => libc::EEXIST,
+        ErrorCode::FileTooLarge => libc::EFBIG,
+        ErrorCode::Interrupted => libc::EINTR,
+        ErrorCode::Invalid => libc::EINVAL,
+        ErrorCode::IsDirectory => libc::EISDIR,
+        ErrorCode::Loop => libc::ELOOP,
+        ErrorCode::TooManyLinks => libc::EMLINK,
+        ErrorCode::NameTooLong => libc::ENAMETOOLONG,
+        ErrorCode::NoEntry => libc::ENOENT,
+        ErrorCode::InsufficientMemory => libc::ENOMEM,
+        ErrorCode::InsufficientSpace => libc::ENOSPC,
+        ErrorCode::NotDirectory => libc::ENOTDIR,
+        ErrorCode::NotEmpty => libc::ENOTEMPTY,
+        ErrorCode::Unsupported => libc::ENOTSUP,
+        ErrorCode::NotPermitted => libc::EPERM,
+        ErrorCode::ReadOnly => libc::EROFS,
+        ErrorCode::CrossDevice => libc::EXDEV,
+        _ => libc::EIO,
+    };
+    io::Error::from_raw_os_error(errno)
+}
+
+/// Finding the preopened directory a path lies in, as wasi-libc does.
+mod preopens {
+    use std::io;
+    use std::path::Path;
+
+    use wasip2::filesystem::types::{Descriptor, ErrorCode};
+
+    use super::to_io_error;
+
+    thread_local! {
+        /// The host's preopened directories and their guest names (own
+        /// handles, asked for once per instance).
+        static PREOPENS: Vec<(Descriptor, String)> =
+            wasip2::filesystem::preopens::get_directories();
+    }
+
+    /// Calls `op` with the preopen that holds `path` and the path relative to
+    /// it. A relative path is looked up in a preopen named "." first, then from
+    /// the working directory, as wasi-libc does.
+    pub(super) fn with_parent<T>(
+        path: &Path,
+        op: impl FnOnce(&Descriptor, &str) -> Result<T, ErrorCode>,
+    ) -> io::Result<T> {
+        let text = path
+            .to_str()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let from_cwd = if text.starts_with('/') {
+            None
+        } else {
+            let joined = std::env::current_dir()?.join(text);
+            joined.to_str().map(str::to_owned)
+        };
+        PREOPENS.with(|preopens| {
+            let found = match &from_cwd {
+                None => under_absolute_preopen(preopens, text),
+                Some(absolute) => in_dot_preopen(preopens, text)
+                    .or_else(|| under_absolute_preopen(preopens, absolute)),
+            };
+            let (dir, relative) = found.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{text} is not inside a preopened directory"),
+                )
+            })?;
+            op(dir, relative).map_err(to_io_error)
+        })
+    }
+
+    /// The preopen named "." and `relative` within it.
+    fn in_dot_preopen<'a>(
+        preopens: &'a [(Descriptor, String)],
+        relative: &'a str,
+    ) -> Option<(&'a Descriptor, &'a str)> {
+        let (dir, _) = preopens
+            .iter()
+            .find(|(_, name)| name.trim_end_matches('/') == ".")?;
+        Some((dir, relative_or_dot(relative.trim_start_matches("./"))))
+    }
+
+    /// The preopen holding the absolute `path` — the longest preopen name that
+    /// is `path` or a whole-component prefix of it — and the path relative to it.
+    fn under_absolute_preopen<'a>(
+        preopens: &'a [(Descriptor, String)],
+        path: &'a str,
+    ) -> Option<(&'a Descriptor, &'a str)> {
+        preopens
+            .iter()
+            .filter_map(|(dir, name)| {
+                let name = match name.trim_end_matches('/') {
+                    "" if name.starts_with('/') => "/",
+                    trimmed => trimmed,
+                };
+                let rest = path.strip_prefix(name)?;
+                let whole = name == "/" || rest.is_empty() || rest.starts_with('/');
+                (name.starts_with('/') && whole).then_some((name.len(), dir, rest))
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, dir, rest)| (dir, relative_or_dot(rest.trim_start_matches('/'))))
+    }
+
+    fn relative_or_dot(rest: &str) -> &str {
+        if rest.is_empty() { "." } else { rest }
+    }
+}
