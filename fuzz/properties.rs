@@ -2,9 +2,8 @@
 //! replays the seed corpus and every kept crash input (`tests/tests/fuzz_regressions.rs`).
 //! Each function panics when its property does not hold.
 
-use filecache::cli;
-use filecache::duration::{Ttl, parse_ttl};
-use filecache::format;
+use filecache::cli::{self, Invocation, Span, parse_span, parse_time};
+use filecache::testing as format;
 
 /// Any bytes decode to an entry or a `DecodeError`, never a panic; a decoded
 /// entry re-encodes to the very same bytes; the cheap header check agrees with
@@ -22,17 +21,18 @@ pub fn decode_entry(bytes: &[u8]) {
     }
 }
 
-/// The duration parser and the whole command-line parser never panic; every
-/// duration accepted starts with a digit (or is `never`); every plan accepted
-/// names a directory and has options that validate.
+/// The duration and time parsers and the whole command-line parser never
+/// panic; every duration accepted has a number in it (or is `never`); every
+/// plan accepted names a directory and has options that validate.
 pub fn parse_cli(input: &str) {
-    match parse_ttl(input) {
-        Ok(Ttl::After(_)) => assert!(input.bytes().next().is_some_and(|b| b.is_ascii_digit())),
-        Ok(Ttl::Never) => assert_eq!(input, "never"),
+    match parse_span(input) {
+        Ok(Span::After(_)) => assert!(input.bytes().any(|b| b.is_ascii_digit())),
+        Ok(Span::Never) => assert_eq!(input, "never"),
         Err(_) => {}
     }
+    let _ = parse_time(input);
     let args: Vec<String> = input.split('\u{1f}').map(str::to_owned).collect();
-    if let Ok(plan) = cli::plan(&args) {
+    if let Ok(Invocation::Run(plan)) = cli::plan(&args) {
         assert!(!plan.dir.is_empty());
         assert!(plan.options.validate().is_ok());
     }

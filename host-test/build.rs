@@ -210,14 +210,7 @@ fn build(workspace: &Path, target_dir: &Path, package: &str, selection: &[&str])
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            WASM_TARGET,
-            "-p",
-            package,
-        ])
+        .args(["build", "--release", "--target", WASM_TARGET, "-p", package])
         .args(selection)
         .arg("--target-dir")
         .arg(target_dir);

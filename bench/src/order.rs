@@ -72,7 +72,7 @@ fn survival(dir: &Path, case: &str, by_others: bool) -> Survival {
             .insert(&key(i), &value, Expiry::Never)
             .expect("insert");
     }
-    sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
+    sleep(filecache::testing::TOUCH_INTERVAL + Duration::from_millis(50));
     if by_others {
         store = FileStore::open(dir, limited(10 * ENTRIES)).expect("open reader");
     }

@@ -178,7 +178,10 @@ impl CacheDir {
             return false;
         }
         let mut held = slot.write().unwrap_or_else(PoisonError::into_inner);
-        if held.as_ref().is_some_and(|current| Arc::ptr_eq(current, dir)) {
+        if held
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, dir))
+        {
             *held = None;
         }
         true
@@ -247,7 +250,10 @@ impl CacheDir {
         let mut root = self.root.write().unwrap_or_else(PoisonError::into_inner);
         if Arc::ptr_eq(&root, stale) {
             *root = Arc::new(fresh);
-            for slot in [&self.tmp, &self.locks].into_iter().chain(self.shards.iter()) {
+            for slot in [&self.tmp, &self.locks]
+                .into_iter()
+                .chain(self.shards.iter())
+            {
                 *slot.write().unwrap_or_else(PoisonError::into_inner) = None;
             }
         }

@@ -47,7 +47,9 @@ pub enum Error {
         /// What could not be obtained.
         what: String,
     },
-    /// An entry file could not be decoded and could not be removed.
+    /// An entry file is damaged beyond what the cache repairs by itself.
+    /// Reserved: reads treat a damaged entry as a miss and remove it where
+    /// they can, so no operation of this version returns it.
     #[error("corrupt entry `{}`: {reason}", path.display())]
     Corrupt {
         /// The damaged file.

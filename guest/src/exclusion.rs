@@ -190,11 +190,17 @@ impl Drop for KeyLock {
 ///
 /// # Errors
 /// An I/O error if the file cannot be inspected, moved or removed.
-pub(crate) fn break_if_stale(cache: &CacheDir, hash: &KeyHash, lease: Duration) -> Result<LockState> {
+pub(crate) fn break_if_stale(
+    cache: &CacheDir,
+    hash: &KeyHash,
+    lease: Duration,
+) -> Result<LockState> {
     let name = layout::lock_name(hash);
     let path = || cache.sub_path(Sub::Locks).join(name.as_str());
     let stat = cache
-        .retry(Sub::Locks, Missing::Leave, |locks| locks.stat(name.as_str()))
+        .retry(Sub::Locks, Missing::Leave, |locks| {
+            locks.stat(name.as_str())
+        })
         .missing_ok()
         .context("read metadata of lock file", &path())?;
     let Some(Some(stat)) = stat else {
@@ -270,7 +276,8 @@ mod tests {
     }
 
     fn lock_path(dir: &Path, hash: &KeyHash) -> std::path::PathBuf {
-        dir.join(layout::LOCKS_DIR).join(layout::lock_name(hash).as_str())
+        dir.join(layout::LOCKS_DIR)
+            .join(layout::lock_name(hash).as_str())
     }
 
     #[test]

@@ -208,11 +208,13 @@ pub fn shard_index(name: &str) -> Option<u8> {
 }
 
 /// Whether `name` is a lock file name: `<64 hex>.lock`.
+#[cfg(test)]
 pub fn is_lock_name(name: &str) -> bool {
     name.strip_suffix(".lock").is_some_and(is_entry_name)
 }
 
 /// Whether `name` is an entry file name: 64 lower-case hex digits.
+#[cfg(test)]
 pub fn is_entry_name(name: &str) -> bool {
     name.len() == 64 && is_lower_hex(name)
 }

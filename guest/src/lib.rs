@@ -45,8 +45,8 @@ mod bounded;
 mod cache_dir;
 mod error;
 mod exclusion;
-pub mod format;
-pub mod layout;
+mod format;
+mod layout;
 mod listing;
 mod options;
 mod platform;
@@ -56,10 +56,12 @@ mod scan;
 mod store;
 mod sweep;
 
+#[doc(hidden)]
 pub mod cli;
 #[cfg(feature = "cot")]
 pub mod cot;
-pub mod duration;
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(all(target_family = "wasm", feature = "component"))]
 mod component;

@@ -90,7 +90,12 @@ pub(crate) fn stage(
 ///
 /// # Errors
 /// An I/O error; the previous entry is then untouched.
-pub(crate) fn commit(cache: &CacheDir, hash: &KeyHash, staged: Staged, durable: bool) -> Result<()> {
+pub(crate) fn commit(
+    cache: &CacheDir,
+    hash: &KeyHash,
+    staged: Staged,
+    durable: bool,
+) -> Result<()> {
     let name = hash.file_name();
     staged.commit(cache, Sub::Shard(hash.shard()), name.as_str(), durable)?;
     if durable {

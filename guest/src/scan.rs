@@ -35,7 +35,10 @@ pub(crate) struct Totals {
 /// # Errors
 /// The listing's error, or `NotFound` if every attempt was cut short by
 /// entries vanishing underneath.
-pub(crate) fn list_kept<T>(dir: &Dir, mut keep: impl FnMut(&OsStr) -> Option<T>) -> io::Result<Vec<T>> {
+pub(crate) fn list_kept<T>(
+    dir: &Dir,
+    mut keep: impl FnMut(&OsStr) -> Option<T>,
+) -> io::Result<Vec<T>> {
     let mut last_cut = None;
     for _ in 0..LISTING_ATTEMPTS {
         let mut kept = Vec::new();

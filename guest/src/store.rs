@@ -120,11 +120,12 @@ impl FileStore {
     }
 
     /// The value stored under `key`; `None` if absent, expired or damaged (an
-    /// expired or damaged file is removed on the way).
+    /// expired or damaged file is removed on the way, where the file system
+    /// lets it: on read-only media it stays, and is a miss all the same).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an oversized key; an I/O error if the entry
-    /// cannot be read; [`Error::Corrupt`] if a damaged entry cannot be removed.
+    /// cannot be read.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
@@ -140,7 +141,7 @@ impl FileStore {
             Ok(Some(Some(read))) => read,
             Ok(None | Some(None)) => return Ok(self.miss()),
             Err(e) if platform::is_refused_link(&e) => {
-                self.retire(&hash, 0, Fault::Corrupt, || "a symbolic link".into())?;
+                self.retire(&hash, 0, Fault::Corrupt);
                 return Ok(self.miss());
             }
             Err(e) => return Err(Error::io("read entry", &self.cache.entry_path(&hash), e)),
@@ -149,12 +150,12 @@ impl FileStore {
         let (value_offset, expires_ms) = match format::decode(&bytes) {
             Ok(entry) if entry.key != key => return Ok(self.miss()), // a hash collision
             Ok(entry) if expired_now(entry.expires_at) => {
-                self.retire(&hash, size, Fault::Expired, String::new)?;
+                self.retire(&hash, size, Fault::Expired);
                 return Ok(self.miss());
             }
             Ok(entry) => (entry.value_offset, entry.expires_at),
-            Err(e) => {
-                self.retire(&hash, size, Fault::Corrupt, || e.to_string())?;
+            Err(_) => {
+                self.retire(&hash, size, Fault::Corrupt);
                 return Ok(self.miss());
             }
         };
@@ -165,7 +166,12 @@ impl FileStore {
             if file.mark_used(&dir, name.as_str(), hint).is_ok()
                 && let Some(evictor) = &self.evictor
             {
-                evictor.after_use(Record::own_use(hash, SystemTime::now(), expires_ms, stat.len));
+                evictor.after_use(Record::own_use(
+                    hash,
+                    SystemTime::now(),
+                    expires_ms,
+                    stat.len,
+                ));
             }
         }
         // An exact-size copy: the read buffer is larger than most entries.
@@ -238,14 +244,14 @@ impl FileStore {
             Ok(Some(Some(read))) => read,
             Ok(None | Some(None)) => return Ok(false),
             Err(e) if platform::is_refused_link(&e) => {
-                self.retire(&hash, 0, Fault::Corrupt, || "a symbolic link".into())?;
+                self.retire(&hash, 0, Fault::Corrupt);
                 return Ok(false);
             }
             Err(e) => return Err(Error::io("read entry", &self.cache.entry_path(&hash), e)),
         };
         match format::decode_head(&head, file_len) {
-            Err(e) => {
-                self.retire(&hash, file_len, Fault::Corrupt, || e.to_string())?;
+            Err(_) => {
+                self.retire(&hash, file_len, Fault::Corrupt);
                 Ok(false)
             }
             Ok(decoded)
@@ -254,7 +260,7 @@ impl FileStore {
                 Ok(false) // a hash collision
             }
             Ok(decoded) if expired_now(decoded.expires_at) => {
-                self.retire(&hash, file_len, Fault::Expired, String::new)?;
+                self.retire(&hash, file_len, Fault::Expired);
                 Ok(false)
             }
             Ok(_) => Ok(true),
@@ -463,15 +469,13 @@ impl FileStore {
     }
 
     /// Removes an expired or damaged entry file of `size` bytes (unless a
-    /// live one replaced it meanwhile) and counts the removal. On a read-only
-    /// file system it stays where it is (and is read as a miss).
-    fn retire(
-        &self,
-        hash: &KeyHash,
-        size: u64,
-        fault: Fault,
-        reason: impl Fn() -> String,
-    ) -> Result<()> {
+    /// live one replaced it meanwhile) and counts the removal. One that cannot
+    /// be removed — a read-only file system, a directory the handle may read
+    /// but not write, any other failure — stays where it is: the read that met
+    /// it is a miss all the same, and the next write of the key reports what
+    /// is wrong. (A host may not say which failure it was: wasmtime reports a
+    /// read-only file system as a plain I/O error.)
+    fn retire(&self, hash: &KeyHash, size: u64, fault: Fault) {
         let still_bad = |tmp: &Dir, aside: &str| {
             let bytes = tmp.open_file(aside).and_then(|file| {
                 let len = file.stat()?.len;
@@ -484,26 +488,17 @@ impl FileStore {
         };
         let name = hash.file_name();
         let shard = Sub::Shard(hash.shard());
-        match race::retire(&self.cache, shard, name.as_str(), hash, still_bad) {
-            Ok(Retired::Removed) => {
-                if let Some(evictor) = &self.evictor {
-                    evictor.after_remove(hash, size);
-                }
-                let counter = match fault {
-                    Fault::Expired => &self.counters.expired_removed,
-                    Fault::Corrupt => &self.counters.corrupt_removed,
-                };
-                bump(counter);
-                Ok(())
+        if let Ok(Retired::Removed) =
+            race::retire(&self.cache, shard, name.as_str(), hash, still_bad)
+        {
+            if let Some(evictor) = &self.evictor {
+                evictor.after_remove(hash, size);
             }
-            Ok(Retired::Vanished | Retired::Restored | Retired::ReadOnly) => Ok(()),
-            Err(e) => match fault {
-                Fault::Expired => Err(e),
-                Fault::Corrupt => Err(Error::Corrupt {
-                    path: self.cache.entry_path(hash),
-                    reason: format!("{}; it could not be removed: {e}", reason()),
-                }),
-            },
+            let counter = match fault {
+                Fault::Expired => &self.counters.expired_removed,
+                Fault::Corrupt => &self.counters.corrupt_removed,
+            };
+            bump(counter);
         }
     }
 }

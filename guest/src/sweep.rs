@@ -126,3 +126,50 @@ pub(crate) fn sweep(cache: &CacheDir, lease: Duration) -> Result<Swept> {
 pub(crate) fn age(then: SystemTime, now: SystemTime) -> Duration {
     now.duration_since(then).unwrap_or(Duration::ZERO)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    use super::*;
+    use crate::{Expiry, FileStore, Options};
+
+    fn age_file(path: &Path, by: Duration) {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_modified(SystemTime::now() - by))
+            .expect("age the file");
+    }
+
+    /// A handle that stays open checks the stamp every `CHECK_EVERY` writes,
+    /// and sweeps once the last sweep is more than a lease ago.
+    #[test]
+    fn a_long_lived_handle_sweeps_when_the_stamp_is_old() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = Options {
+            lease: Duration::from_secs(60),
+            ..Options::default()
+        };
+        let store = FileStore::open(dir.path(), options).expect("open");
+        store.insert("first", b"v", Expiry::Never).expect("insert");
+        let stale = dir
+            .path()
+            .join("tmp")
+            .join("0123456789abcdef-fedcba9876543210.tmp");
+        fs::write(&stale, b"half an entry").expect("plant");
+        age_file(&stale, Duration::from_secs(3600));
+        age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
+        for i in 1..CHECK_EVERY - 1 {
+            store
+                .insert(&format!("k{i}"), b"v", Expiry::Never)
+                .expect("insert");
+        }
+        assert!(stale.exists(), "not checked yet");
+        store.insert("last", b"v", Expiry::Never).expect("insert");
+        assert!(!stale.exists(), "swept at the check");
+        let stamp = fs::metadata(dir.path().join(SWEPT_FILE)).expect("stamp");
+        assert!(age(stamp.modified().expect("mtime"), SystemTime::now()) < Duration::from_secs(10));
+    }
+}

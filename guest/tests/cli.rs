@@ -123,7 +123,7 @@ fn exit_codes_tell_miss_usage_and_failure_apart() {
         .expect("run");
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("error: failed to create directory"),
+        text(&out.stderr).contains("error: failed to open cache directory"),
         "{}",
         text(&out.stderr)
     );
@@ -184,8 +184,7 @@ fn a_locked_key_is_busy_until_the_lease_runs_out() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
     assert_eq!(text(&run(d, &["increment", "n"], b"").stdout), "1\n");
-    let lock = filecache::layout::Layout::new(d.to_path_buf())
-        .lock_path(&filecache::layout::KeyHash::of("n"));
+    let lock = filecache::testing::lock_path(d, "n");
     std::fs::write(&lock, b"").expect("plant a lock as a dead writer would");
     let busy = run(d, &["--lock-timeout", "100ms", "increment", "n"], b"");
     assert_eq!(busy.status.code(), Some(3));
@@ -243,4 +242,44 @@ fn keys_lists_every_live_key_and_limits_evict() {
     let bad = run(d, &["--max-entries", "lots", "size"], b"");
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("--max-entries"));
+}
+
+/// The native command makes private caches too, and `--group-shared` opts out.
+#[test]
+fn the_command_line_makes_private_caches() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, extra, dir_mode, file_mode) in [
+        ("private", None, 0o700, 0o600),
+        ("shared", Some("--group-shared"), 0o2770, 0o660),
+    ] {
+        let root = dir.path().join(name);
+        let status = Command::new(CLI)
+            .arg("--dir")
+            .arg(&root)
+            .args(extra)
+            .args(["insert", "k", "v"])
+            .status()
+            .expect("run filecache-cli");
+        assert!(status.success());
+        for entry in walk(&root) {
+            let meta = std::fs::symlink_metadata(&entry).expect("stat");
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+            let expected = if meta.is_dir() { dir_mode } else { file_mode };
+            assert_eq!(mode, expected, "{} is {mode:o}", entry.display());
+        }
+    }
+}
+
+/// `root` and every file and directory below it.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = vec![root.to_path_buf()];
+    for entry in std::fs::read_dir(root).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -51,7 +51,7 @@ pub(crate) fn new_store(
     guest_dir: &str,
     env: &[(&str, &str)],
 ) -> Result<Store<HostState>, HostError> {
-    std::fs::create_dir_all(host_dir).map_err(|e| {
+    create_private_dir(host_dir).map_err(|e| {
         HostError::Runtime(wasmtime::format_err!(
             "failed to create `{}`: {e}",
             host_dir.display()
@@ -96,4 +96,15 @@ fn engine_config(config: &HostConfig) -> Config {
         engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     engine
+}
+
+/// Creates `dir` and its missing parents, private to the user (`0700` on
+/// Unix): a component cannot set file modes, so the directory it works in is
+/// what keeps other users out.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use filecache::format;
-use filecache::layout::{KeyHash, Layout};
+use filecache::testing::{self as format, SWEPT_FILE};
 use tempfile::TempDir;
 
 use crate::values::{check_stamped, stamped};
@@ -31,7 +30,7 @@ fn open_with<B: Backend>(backend: &B, dir: &Path, options: &Options) -> B::Cache
 
 /// The entry file of `key` in the cache at `dir`.
 fn entry_path(dir: &Path, key: &str) -> PathBuf {
-    Layout::new(dir.to_path_buf()).entry_path(&KeyHash::of(key))
+    filecache::testing::entry_path(dir, key)
 }
 
 /// Entry files on disk, counted independently of the cache's own scan.
@@ -477,6 +476,7 @@ pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
     };
     drop(open_with(backend, dir.path(), &options));
     let tmp = dir.path().join("tmp");
+    fs::create_dir_all(&tmp).expect("tmp dir");
     let stale = tmp.join("0123456789abcdef-fedcba9876543210.tmp");
     let fresh = tmp.join("0123456789abcdef-0000000000000001.tmp");
     let foreign = tmp.join("not-ours.tmp");
@@ -491,6 +491,8 @@ pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
             .and_then(|f| f.set_modified(old))
             .expect("age the file");
     }
+    // The stamp says the last sweep was more than a lease ago.
+    age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
     let mut cache = open_with(backend, dir.path(), &options);
     assert!(
         !stale.exists(),
@@ -633,7 +635,7 @@ pub fn concurrent_writers_never_tear<B: Backend>(backend: &B) {
 
 /// The lock file of `key` in the cache at `dir`.
 fn lock_path(dir: &Path, key: &str) -> PathBuf {
-    Layout::new(dir.to_path_buf()).lock_path(&KeyHash::of(key))
+    filecache::testing::lock_path(dir, key)
 }
 
 /// Files left in a sub-directory of the cache (`tmp`, `locks`).
@@ -914,6 +916,9 @@ pub fn abandoned_lock_is_reclaimed_after_the_lease<B: Backend>(backend: &B) {
     assert_eq!(files_in(dir.path(), "tmp"), 0, "nothing left aside");
 }
 
+/// Abandoned lock files are swept by the first open that comes a lease after
+/// the last sweep (the stamp `swept` says when that was); an open before that
+/// lists nothing and leaves them; live and foreign lock files are kept.
 pub fn abandoned_files_are_swept_at_open<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let options = Options {
@@ -931,6 +936,12 @@ pub fn abandoned_files_are_swept_at_open<B: Backend>(backend: &B) {
     for path in [&old_lock, &foreign] {
         age_file(path, Duration::from_secs(3600));
     }
+    drop(open_with(backend, dir.path(), &options));
+    assert!(
+        old_lock.exists(),
+        "the last sweep is younger than the lease: open sweeps nothing"
+    );
+    age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
     drop(open_with(backend, dir.path(), &options));
     assert!(!old_lock.exists(), "an abandoned lock is swept at open");
     assert!(young_lock.exists(), "a live one is kept");
@@ -1133,7 +1144,7 @@ pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
     let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
     insert_keys(&mut cache, "k", 0..40, b"v");
     // Older than the touch interval, so that reading them counts as a use.
-    sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
+    sleep(filecache::testing::TOUCH_INTERVAL + Duration::from_millis(50));
     for i in 0..20 {
         assert!(cache.get(&format!("k{i}")).expect("get").is_some());
     }
@@ -1152,7 +1163,7 @@ pub fn least_recently_used_are_evicted_first<B: Backend>(backend: &B) {
 /// A cache limited to 40 entries holding `k0`…`k39`, idle for 800 ms, then
 /// `n0`: its first eviction learned every entry (and evicted `k0`), so the
 /// records of the others are trusted for the next 200 ms (see
-/// [`filecache::eviction::TRUST_DIVISOR`]).
+/// [`filecache::testing::TRUST_DIVISOR`]).
 fn learned_idle_and_trusted<B: Backend>(backend: &B) -> (TempDir, B::Cache) {
     let dir = fresh_dir();
     let mut cache = open_with(backend, dir.path(), &bounded(Some(40), None));
@@ -1164,7 +1175,7 @@ fn learned_idle_and_trusted<B: Backend>(backend: &B) -> (TempDir, B::Cache) {
 
 /// An entry the handle writes again is as new as any: the evictor's earlier
 /// record of it (idle, and recent enough to be acted on without a second
-/// `stat`, see [`filecache::eviction::TRUST_DIVISOR`]) must not make it the
+/// `stat`, see [`filecache::testing::TRUST_DIVISOR`]) must not make it the
 /// next victim.
 pub fn an_entry_written_again_is_not_evicted_on_its_old_record<B: Backend>(backend: &B) {
     let (dir, mut cache) = learned_idle_and_trusted(backend);
@@ -1203,17 +1214,17 @@ pub fn an_entry_read_again_is_not_evicted_on_its_old_record<B: Backend>(backend:
     );
 }
 
-/// Above [`filecache::eviction::EXHAUSTIVE_BELOW`] entries the evictor samples:
+/// Above [`filecache::testing::EXHAUSTIVE_BELOW`] entries the evictor samples:
 /// entries read recently and entries just written survive, and the oldest
 /// make most of the room.
 pub fn least_recently_used_are_evicted_first_in_a_sampled_cache<B: Backend>(backend: &B) {
-    const LIMIT: usize = filecache::eviction::EXHAUSTIVE_BELOW as usize + 76;
+    const LIMIT: usize = filecache::testing::EXHAUSTIVE_BELOW as usize + 76;
     const HOT: usize = LIMIT / 10;
     const NEW: usize = 300;
     let dir = fresh_dir();
     let mut cache = open_with(backend, dir.path(), &bounded(Some(LIMIT as u64), None));
     insert_keys(&mut cache, "k", 0..LIMIT, b"v");
-    sleep(filecache::eviction::TOUCH_INTERVAL + Duration::from_millis(50));
+    sleep(filecache::testing::TOUCH_INTERVAL + Duration::from_millis(50));
     for i in 0..HOT {
         assert!(cache.get(&format!("k{i}")).expect("get").is_some());
     }
@@ -1344,7 +1355,7 @@ pub fn a_drifted_count_is_corrected_by_a_recount<B: Backend>(backend: &B) {
     }
     assert_eq!(entry_files_on_disk(dir.path()), 160);
     assert_eq!(cache.approx_size().expect("size"), 60, "not noticed yet");
-    let writes = filecache::census::MIN_WRITES_BETWEEN_PASSES + 64;
+    let writes = filecache::testing::MIN_WRITES_BETWEEN_PASSES + 64;
     for i in 0..writes {
         cache
             .insert("k0", format!("replaced {i}").as_bytes(), Expiry::Never)
@@ -1378,7 +1389,7 @@ pub fn removals_are_reported_to_the_other_handles<B: Backend>(backend: &B) {
     }
     // The writer reads the shared count at its next report (every F changes or
     // 100 ms): wait out the age, then refill the room the removals made.
-    sleep(filecache::census::FLUSH_AGE + Duration::from_millis(20));
+    sleep(filecache::testing::FLUSH_AGE + Duration::from_millis(20));
     insert_keys(&mut writer, "new", 0..100, b"v");
     let evicted = writer.stats().expect("stats").evicted;
     assert!(
@@ -1408,4 +1419,195 @@ pub fn limit_set_on_a_full_cache_evicts_down_to_it<B: Backend>(backend: &B) {
         assert!(cache.contains_key(&format!("new{i}")).expect("contains"));
     }
     assert_eq!(cache.stats().expect("stats").evicted, 15);
+}
+
+/// Every file below `dir` with its content (to show that nothing there changed).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(snapshot(&path));
+        } else {
+            let content = fs::read(&path).unwrap_or_default();
+            found.push((path, content));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A directory a planted link points to: it holds a file named like the entry
+/// of `key` and a temporary-looking file, which the cache must never touch.
+fn decoy_dir(path: &Path, key: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    fs::create_dir_all(path).expect("decoy dir");
+    let entry_name = entry_path(Path::new("/"), key);
+    let entry_name = entry_name.file_name().expect("entry name");
+    fs::write(path.join(entry_name), b"not the cache's").expect("decoy entry");
+    fs::write(path.join("0123456789abcdef-0123456789abcdef.tmp"), b"old").expect("decoy temp");
+    age_file(
+        &path.join("0123456789abcdef-0123456789abcdef.tmp"),
+        Duration::from_secs(3600),
+    );
+    snapshot(path)
+}
+
+/// Replaces the directory (or file) `path` with a symbolic link to `target`.
+fn plant_link(target: &Path, path: &Path) {
+    if path.is_dir() {
+        fs::remove_dir_all(path).expect("remove the directory");
+    } else if path.exists() {
+        fs::remove_file(path).expect("remove the file");
+    }
+    std::os::unix::fs::symlink(target, path).expect("plant a link");
+}
+
+/// A failure that is a typed I/O error, or a success of a read that found nothing.
+fn refused_or_absent<T: std::fmt::Debug>(what: &str, outcome: crate::Outcome<T>, absent: T)
+where
+    T: PartialEq,
+{
+    match outcome {
+        Ok(value) => assert_eq!(value, absent, "{what} through a planted link"),
+        Err(failure) => assert_eq!(
+            failure.kind,
+            FailureKind::Io,
+            "{what} through a planted link: {failure:?}"
+        ),
+    }
+}
+
+/// A shard directory or `tmp/` replaced by a symbolic link — to a directory
+/// inside the cache directory (which a host's sandbox would let through) or
+/// outside it — is never followed: writes fail with a typed I/O error, reads
+/// fail so or find nothing, and the directory linked to is left exactly as it
+/// was (`clear` deletes nothing there, `insert` creates nothing).
+pub fn planted_links_to_directories_are_refused<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let root = dir.path().join("cache");
+    let mut cache = open(backend, &root);
+    cache.insert("warm", b"v", Expiry::Never).expect("insert");
+    let shard = entry_path(&root, "k")
+        .parent()
+        .expect("shard")
+        .to_path_buf();
+    let targets = [
+        (root.join("elsewhere"), PathBuf::from("elsewhere")),
+        (dir.path().join("outside"), dir.path().join("outside")),
+    ];
+    for (target, link) in targets {
+        let before = decoy_dir(&target, "k");
+        plant_link(&link, &shard);
+        let insert = cache.insert("k", b"value", Expiry::Never);
+        assert!(
+            insert.as_ref().is_err_and(|e| e.kind == FailureKind::Io),
+            "insert into a linked shard: {insert:?}"
+        );
+        refused_or_absent("get", cache.get("k"), None);
+        refused_or_absent("contains-key", cache.contains_key("k"), false);
+        refused_or_absent("remove", cache.remove("k"), ());
+        refused_or_absent("clear", cache.clear(), ());
+        assert_eq!(snapshot(&target), before, "{}", target.display());
+        fs::remove_file(&shard).expect("remove the link");
+
+        plant_link(&link, &root.join("tmp"));
+        let insert = cache.insert("k2", b"value", Expiry::Never);
+        assert!(
+            insert.as_ref().is_err_and(|e| e.kind == FailureKind::Io),
+            "insert through a linked tmp/: {insert:?}"
+        );
+        drop(open(backend, &root));
+        assert_eq!(snapshot(&target), before, "{}", target.display());
+        fs::remove_file(root.join("tmp")).expect("remove the link");
+        fs::remove_dir_all(&target).expect("remove the decoy");
+    }
+    cache
+        .insert("k", b"value", Expiry::Never)
+        .expect("works again");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("value"));
+}
+
+/// `locks/` replaced by a symbolic link: atomic operations fail with a typed
+/// I/O error and create nothing in the directory linked to.
+pub fn a_planted_link_in_place_of_locks_is_refused<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let root = dir.path().join("cache");
+    let mut cache = open(backend, &root);
+    let target = root.join("elsewhere");
+    let before = decoy_dir(&target, "n");
+    plant_link(Path::new("elsewhere"), &root.join("locks"));
+    let increment = cache.increment("n", 1);
+    assert!(
+        increment.as_ref().is_err_and(|e| e.kind == FailureKind::Io),
+        "increment through a linked locks/: {increment:?}"
+    );
+    assert_eq!(snapshot(&target), before);
+}
+
+/// An entry file replaced by a symbolic link — even to a valid entry of the
+/// same key — is not read through: it is a miss, and the link (not what it
+/// points to) is removed.
+pub fn a_planted_link_in_place_of_an_entry_is_a_miss<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let root = dir.path().join("cache");
+    let mut cache = open(backend, &root);
+    cache.insert("k", b"value", Expiry::Never).expect("insert");
+    cache.insert("c", b"value", Expiry::Never).expect("insert");
+    for key in ["k", "c"] {
+        let entry = entry_path(&root, key);
+        let bytes = fs::read(&entry).expect("read the entry");
+        let target = dir.path().join(format!("outside-{key}"));
+        fs::write(&target, &bytes).expect("copy the entry outside");
+        plant_link(&target, &entry);
+        if key == "k" {
+            assert_eq!(
+                cache.get(key).expect("get"),
+                None,
+                "not read through a link"
+            );
+        } else {
+            assert!(!cache.contains_key(key).expect("contains"));
+        }
+        assert!(fs::symlink_metadata(&entry).is_err(), "the link is removed");
+        assert_eq!(
+            fs::read(&target).expect("target"),
+            bytes,
+            "the target is untouched"
+        );
+    }
+    cache.insert("k", b"new", Expiry::Never).expect("insert");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("new"));
+}
+
+/// A census file replaced by a symbolic link is neither read nor written
+/// through: a bounded handle counts the cache itself and replaces the link
+/// with a census of its own; the file linked to is untouched.
+pub fn a_planted_link_in_place_of_the_census_is_replaced<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let root = dir.path().join("cache");
+    fs::create_dir_all(&root).expect("cache dir");
+    let target = dir.path().join("precious");
+    fs::write(&target, b"precious").expect("target");
+    plant_link(&target, &root.join(format::CENSUS_FILE));
+    let mut cache = open_with(backend, &root, &bounded(Some(20), None));
+    insert_keys(&mut cache, "k", 0..60, b"value");
+    drop(cache);
+    assert_eq!(fs::read(&target).expect("target"), b"precious");
+    let census = fs::symlink_metadata(root.join(format::CENSUS_FILE)).expect("census");
+    assert!(census.is_file(), "the link was replaced by a census file");
+    assert!(entry_files_on_disk(&root) <= 20 + 2, "the limit held");
+}
+
+/// The cache directory itself may be a link (the user named it): it is
+/// followed, and the entries land where it points.
+pub fn a_cache_directory_reached_through_a_link_is_followed<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let real = dir.path().join("real");
+    fs::create_dir(&real).expect("real dir");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).expect("link");
+    let mut cache = open(backend, &link);
+    cache.insert("k", b"value", Expiry::Never).expect("insert");
+    assert_eq!(cache.get("k").expect("get"), bytes_of("value"));
+    assert!(entry_path(&real, "k").is_file());
 }

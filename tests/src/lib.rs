@@ -204,6 +204,10 @@ define_suite!(
         limit_set_on_a_full_cache_evicts_down_to_it,
         a_drifted_count_is_corrected_by_a_recount,
         removals_are_reported_to_the_other_handles,
+        planted_links_to_directories_are_refused,
+        a_planted_link_in_place_of_an_entry_is_a_miss,
+        a_planted_link_in_place_of_the_census_is_replaced,
+        a_cache_directory_reached_through_a_link_is_followed,
     ],
     extended: [
         oversized_key_or_value_is_invalid_input,
@@ -223,6 +227,7 @@ define_suite!(
         max_bytes_is_honoured,
         stats_are_exact_for_a_scripted_workload,
         list_keys_pages_cover_every_live_key_once,
+        a_planted_link_in_place_of_locks_is_refused,
     ],
 );
 

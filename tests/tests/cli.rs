@@ -208,5 +208,5 @@ fn wasm_cli_reports_usage_and_failures_with_exit_codes() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error: failed to create directory"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: failed to open cache directory"));
 }

@@ -416,8 +416,7 @@ fn a_bounded_cache_filled_by_every_process_and_instance_stays_near_its_limit() {
     assert!(last <= bound, "after the writers stop: {last} entries");
     // Every handle reported its changes when it closed, so the shared count
     // agrees with the disk, within the drift a recount leaves alone.
-    let census = fs::read(dir.path().join(filecache::layout::CENSUS_FILE)).expect("census file");
-    let census = filecache::format::decode_census(&census).expect("a whole census file");
+    let census = filecache::testing::census(dir.path()).expect("a whole census file");
     assert!(
         census.entries.abs_diff(last as i64) <= (LIMIT * 3 / 100) as u64,
         "the census counts {} entries, the disk holds {last}",

@@ -60,6 +60,7 @@ mod component {
             lock_timeout_ms: None,
             max_entries: Some(10_000),
             max_bytes: None,
+            group_shared: None,
         }
     }
 

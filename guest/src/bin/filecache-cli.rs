@@ -1,5 +1,5 @@
 //! `filecache-cli`: the cache from the command line (native, or as a `wasi:cli/run`
-//! component under `wasmtime run`). See [`filecache::cli`].
+//! component under `wasmtime run`). See `filecache::cli`.
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

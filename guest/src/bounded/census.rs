@@ -229,7 +229,11 @@ impl Census {
         let lock = exclusion::acquire(cache, &KeyHash::CENSUS, &self.lock, "the census")?;
         let mut record = read_census(cache)?.unwrap_or(self.shared);
         change(&mut record, self.pending);
-        for (reported, pending) in record.shard_changes.iter_mut().zip(self.pending_by_shard.iter()) {
+        for (reported, pending) in record
+            .shard_changes
+            .iter_mut()
+            .zip(self.pending_by_shard.iter())
+        {
             *reported = Size::from_pair(*reported).plus(*pending).pair();
         }
         write_census(cache, &record)?;

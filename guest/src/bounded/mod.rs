@@ -106,8 +106,10 @@ use crate::options::{Options, now_ms};
 use crate::platform::Dir;
 
 use census::Census;
-pub(crate) use recency::Record;
+pub(crate) use census::FLUSH_AGE;
 use recency::RecencyIndex;
+pub(crate) use recency::Record;
+pub(crate) use recount::MIN_WRITES_BETWEEN_PASSES;
 use sampler::Sampler;
 
 /// The shortest span after which `get` refreshes an entry's last-use time.

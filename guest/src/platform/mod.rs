@@ -107,25 +107,41 @@ pub(crate) fn fill(file: &ReadFile, bytes: &mut [u8], from: usize) -> io::Result
     Ok(filled)
 }
 
-/// The error for a file or directory the cache will not open because it is a
-/// symbolic link (planted, or made by hand): the cache never follows one below
-/// its root. Keeps the kind of the `source` error.
+/// The error for a file the cache will not open because it is a symbolic link
+/// (planted, or made by hand): the cache never follows one below its root.
+/// Keeps the kind of the `source` error.
 pub(crate) fn refused_link(source: &io::Error) -> io::Error {
-    io::Error::new(source.kind(), RefusedLink)
+    io::Error::new(source.kind(), RefusedLink { directory: false })
 }
 
-/// Whether `error` is a refusal made by [`refused_link`].
+/// The error for a directory the cache will not open because it is a symbolic
+/// link or not a directory.
+pub(crate) fn refused_dir_link(source: &io::Error) -> io::Error {
+    io::Error::new(source.kind(), RefusedLink { directory: true })
+}
+
+/// Whether `error` is the refusal to open a file through a link (made by
+/// [`refused_link`]; a refused directory is an error like any other).
 pub(crate) fn is_refused_link(error: &io::Error) -> bool {
-    error.get_ref().is_some_and(|inner| inner.is::<RefusedLink>())
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<RefusedLink>())
+        .is_some_and(|refused| !refused.directory)
 }
 
-/// The inner error of [`refused_link`].
+/// The inner error of [`refused_link`] and [`refused_dir_link`].
 #[derive(Debug)]
-struct RefusedLink;
+struct RefusedLink {
+    directory: bool,
+}
 
 impl std::fmt::Display for RefusedLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("it is a symbolic link (or not what the cache made), which the cache does not follow")
+        if self.directory {
+            f.write_str("it is a symbolic link or not a directory; the cache follows no link below its root")
+        } else {
+            f.write_str("it is a symbolic link; the cache follows no link below its root")
+        }
     }
 }
 

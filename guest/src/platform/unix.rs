@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
-use super::{Access, FileStat, refused_link};
+use super::{Access, FileStat, refused_dir_link, refused_link};
 
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
@@ -70,7 +70,7 @@ impl Dir {
                 path: self.path.join(name),
             }),
             Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => {
-                Err(refused_link(&e.into()))
+                Err(refused_dir_link(&e.into()))
             }
             Err(e) => Err(e.into()),
         }
@@ -223,7 +223,12 @@ impl ReadFile {
 
     /// Moves the modification time of the file — `name` in `dir` — to now,
     /// leaving its access time (the expiry hint, `accessed`) as it is.
-    pub(crate) fn mark_used(&self, _dir: &Dir, _name: &str, _accessed: SystemTime) -> io::Result<()> {
+    pub(crate) fn mark_used(
+        &self,
+        _dir: &Dir,
+        _name: &str,
+        _accessed: SystemTime,
+    ) -> io::Result<()> {
         let times = Timestamps {
             last_access: Timespec {
                 tv_sec: 0,

@@ -30,7 +30,7 @@ use wasip2::filesystem::types::{
     PathFlags,
 };
 
-use super::{Access, FileStat, refused_link};
+use super::{Access, FileStat, refused_dir_link, refused_link};
 
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
@@ -84,7 +84,7 @@ impl Dir {
                 path: self.path.join(name),
             }),
             Err(code @ (ErrorCode::Loop | ErrorCode::NotDirectory)) => {
-                Err(refused_link(&to_io_error(code)))
+                Err(refused_dir_link(&to_io_error(code)))
             }
             Err(code) => Err(to_io_error(code)),
         }

@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{Access, FileStat, refused_link};
+use super::{Access, FileStat, refused_dir_link, refused_link};
 
 /// A directory, by path; see the module docs of `platform`.
 #[derive(Debug)]
@@ -46,7 +46,9 @@ impl Dir {
         let path = self.path.join(name);
         let meta = std::fs::symlink_metadata(&path)?;
         if meta.file_type().is_symlink() || !meta.is_dir() {
-            return Err(refused_link(&io::Error::from(io::ErrorKind::NotADirectory)));
+            return Err(refused_dir_link(&io::Error::from(
+                io::ErrorKind::NotADirectory,
+            )));
         }
         Ok(Self { path })
     }

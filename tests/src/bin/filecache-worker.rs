@@ -3,13 +3,15 @@
 //! own wasmtime host — runs a workload on it and prints a one-line JSON report.
 //!
 //! ```text
-//! filecache-worker WORKLOAD --backend native|wasm --dir DIR [--id N] [--ops N]
+//! filecache-worker WORKLOAD --backend native|wasm|jco --dir DIR [--id N] [--ops N]
 //!                  [--keys N] [--lease-ms N]
 //!   mixed       every operation at random on a small key set; checks every value read
 //!   increment   --ops increments of the key `total`
 //!   churn       inserts (some of several MiB), increments and adds until killed
 //!   fill        --ops inserts of new keys (with --max-entries, into a bounded cache)
 //!   full-disk   fills a small file system and checks nothing is lost (exit 1 if so)
+//!   read-only   on a read-only mount of a cache prepared by the test (entries
+//!               `live`, `expired`, `damaged`): reads work, writes fail clearly
 //! ```
 
 use std::collections::BTreeMap;
@@ -19,8 +21,9 @@ use std::time::Duration;
 
 use filecache::{Expiry, Options};
 use filecache_conformance::backends::{Component, Native};
+use filecache_conformance::jco::Jco;
 use filecache_conformance::values::{check_stamped, stamped};
-use filecache_conformance::{Backend, CacheUnderTest, FailureKind};
+use filecache_conformance::{Backend, CacheUnderTest, Failure, FailureKind};
 
 /// Counter keys of the mixed workload.
 const COUNTERS: [&str; 4] = ["c0", "c1", "c2", "c3"];
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
     let outcome = match args.backend.as_str() {
         "native" => run(&Native, &args),
         "wasm" => run(&Component, &args),
+        "jco" => run(&Jco, &args),
         other => Err(format!("unknown backend {other}")),
     };
     match outcome {
@@ -110,6 +114,7 @@ fn run<B: Backend>(backend: &B, args: &Args) -> Result<serde_json::Value, String
         "churn" => churn(&mut cache, args, &mut rng),
         "fill" => Ok(fill(&mut cache, args)),
         "full-disk" => full_disk(&mut cache, &args.dir),
+        "read-only" => read_only(&mut cache),
         other => Err(format!("unknown workload {other}")),
     }
 }
@@ -356,6 +361,64 @@ fn full_disk<C: CacheUnderTest>(cache: &mut C, dir: &Path) -> Result<serde_json:
         "increment_when_full": format!("{increment:?}"),
         "counter_after": counter,
     }))
+}
+
+/// On a read-only file system: hits are served, expired and damaged entries
+/// are misses (counted), listing and counting work, and every write fails
+/// with an I/O error; the report holds each write's message (the test checks
+/// they name the read-only file system where the host says so).
+fn read_only<C: CacheUnderTest>(cache: &mut C) -> Result<serde_json::Value, String> {
+    let check = |what: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("read-only: {what}"))
+        }
+    };
+    let live = cache.get("live").map_err(|e| format!("get live: {e:?}"))?;
+    check(
+        "a live entry is a hit",
+        live.as_deref() == Some(&b"still here"[..]),
+    )?;
+    for key in ["expired", "damaged"] {
+        let got = cache.get(key).map_err(|e| format!("get {key}: {e:?}"))?;
+        check(&format!("`{key}` is a miss"), got.is_none())?;
+        let contains = cache
+            .contains_key(key)
+            .map_err(|e| format!("contains {key}: {e:?}"))?;
+        check(&format!("`{key}` is not contained"), !contains)?;
+    }
+    let page = cache.list_keys(None).map_err(|e| format!("keys: {e:?}"))?;
+    check(
+        &format!("keys lists the live entry: {:?}", page.keys),
+        page.keys == ["live"],
+    )?;
+    let size = cache.approx_size().map_err(|e| format!("size: {e:?}"))?;
+    check(&format!("size counts the files ({size})"), size == 3)?;
+    let stats = cache.stats().map_err(|e| format!("stats: {e:?}"))?;
+    check(
+        &format!("stats count one hit and two misses: {stats:?}"),
+        stats.hits == 1 && stats.misses == 2 && stats.expired_removed == 0,
+    )?;
+    let writes: [(&str, Result<(), Failure>); 5] = [
+        ("insert", cache.insert("new", b"v", Expiry::Never)),
+        ("insert over", cache.insert("live", b"v", Expiry::Never)),
+        ("remove", cache.remove("live")),
+        ("increment", cache.increment("n", 1).map(drop)),
+        ("clear", cache.clear()),
+    ];
+    let mut messages = serde_json::Map::new();
+    for (what, outcome) in writes {
+        let failure = outcome
+            .err()
+            .ok_or(format!("read-only: {what} succeeded"))?;
+        check(
+            &format!("{what} fails as an I/O error: {failure:?}"),
+            failure.kind == FailureKind::Io,
+        )?;
+        messages.insert(what.to_owned(), failure.message.into());
+    }
+    Ok(serde_json::Value::Object(messages))
 }
 
 /// Files in a sub-directory of the cache (the worker runs on the host side, so

@@ -1,0 +1,48 @@
+//! What this crate's own tests, fuzz targets and benchmarks reach inside it.
+//! Not part of the API: hidden from the docs, and free to change in any
+//! release. Library users have [`crate::FileStore`] and its options.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::layout::{self, KeyHash};
+
+pub use crate::format::{
+    CensusRecord, DecodeError, EntryRef, HEADER_LEN, NEVER, decode, decode_census, decode_head,
+    encode, encode_census, lock_owner,
+};
+
+/// The name of the census file at a cache's root.
+pub const CENSUS_FILE: &str = layout::CENSUS_FILE;
+/// The name of the sweep stamp at a cache's root.
+pub const SWEPT_FILE: &str = layout::SWEPT_FILE;
+/// The shortest span after which `get` refreshes an entry's last use.
+pub const TOUCH_INTERVAL: Duration = crate::bounded::TOUCH_INTERVAL;
+/// Below this many entries, an evictor learns every entry at once.
+pub const EXHAUSTIVE_BELOW: i64 = crate::bounded::EXHAUSTIVE_BELOW;
+/// How a record's age is weighed against the idle time it saw.
+pub const TRUST_DIVISOR: u32 = crate::bounded::TRUST_DIVISOR;
+/// Fewest writes between the starts of two recount passes.
+pub const MIN_WRITES_BETWEEN_PASSES: u64 = crate::bounded::MIN_WRITES_BETWEEN_PASSES;
+/// A bounded handle reports its changes at least this often while it writes.
+pub const FLUSH_AGE: Duration = crate::bounded::FLUSH_AGE;
+
+/// The entry file of `key` in the cache directory `dir`.
+pub fn entry_path(dir: &Path, key: &str) -> PathBuf {
+    let hash = KeyHash::of(key);
+    dir.join(layout::shard_name(hash.shard()).as_str())
+        .join(hash.file_name().as_str())
+}
+
+/// The lock file of `key` in the cache directory `dir`.
+pub fn lock_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join(layout::LOCKS_DIR)
+        .join(layout::lock_name(&KeyHash::of(key)).as_str())
+}
+
+/// The census of the cache in `dir` as its file holds it, if it has one.
+pub fn census(dir: &Path) -> Option<CensusRecord> {
+    std::fs::read(dir.join(CENSUS_FILE))
+        .ok()
+        .and_then(|bytes| decode_census(&bytes))
+}
