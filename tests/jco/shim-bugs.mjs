@@ -1,5 +1,6 @@
 // Minimal reproductions of the jco Node.js WASI shim (@bytecodealliance/preview2-shim)
-// behaviours that the filecache guest works around (see guest/src/platform.rs).
+// behaviours that the filecache guest works around or documents (see
+// guest/src/platform/wasi.rs and the README).
 // Calls the shim's wasi:filesystem implementation directly, no component involved:
 //
 //   node shim-bugs.mjs
@@ -7,7 +8,15 @@
 // Prints one line per behaviour: `present` (the guest's workaround is needed) or
 // `fixed`. Exits non-zero only if the script itself cannot run.
 
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { _setPreopens, preopens } from '@bytecodealliance/preview2-shim/filesystem';
@@ -60,3 +69,26 @@ try {
 } catch (e) {
   report('set-times-at no-change', true, `refused with ${JSON.stringify(e)}`);
 }
+
+// 5. A directory descriptor is its path (Node has no `openat`): replace the
+//    directory by a link after opening it, and `open-at` on the old descriptor
+//    follows the link — even to a directory outside every preopen. A real
+//    descriptor stays on the directory it opened.
+const outside = mkdtempSync(join(tmpdir(), 'shim-bugs-outside-'));
+mkdirSync(join(host, 'held'));
+const held = dir.openAt({}, 'held', { directory: true }, { read: true });
+renameSync(join(host, 'held'), join(host, 'held-moved'));
+symlinkSync(outside, join(host, 'held'));
+try {
+  held.openAt({}, 'created', createNew, { write: true });
+} catch {
+  // A host that refuses is one that held the directory: the check below says so.
+}
+const escaped = existsSync(join(outside, 'created'));
+report(
+  'a held directory follows a link planted in its place, out of the preopen',
+  escaped,
+  escaped
+    ? 'the file was created outside the preopen, where the link points'
+    : 'the file went into the held directory (or was refused)',
+);

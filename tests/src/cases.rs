@@ -1481,7 +1481,10 @@ where
 /// inside the cache directory (which a host's sandbox would let through) or
 /// outside it — is never followed: writes fail with a typed I/O error, reads
 /// fail so or find nothing, and the directory linked to is left exactly as it
-/// was (`clear` deletes nothing there, `insert` creates nothing).
+/// was (`clear` deletes nothing there, `insert` creates nothing). A host that
+/// holds directories as paths (jco) follows a link planted in place of the
+/// `tmp/` a handle already uses, which no guest can prevent: that part is
+/// left out there (see `Backend::holds_directories`).
 pub fn planted_links_to_directories_are_refused<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let root = dir.path().join("cache");
@@ -1510,6 +1513,10 @@ pub fn planted_links_to_directories_are_refused<B: Backend>(backend: &B) {
         assert_eq!(snapshot(&target), before, "{}", target.display());
         fs::remove_file(&shard).expect("remove the link");
 
+        if !backend.holds_directories() {
+            fs::remove_dir_all(&target).expect("remove the decoy");
+            continue;
+        }
         plant_link(&link, &root.join("tmp"));
         let insert = cache.insert("k2", b"value", Expiry::Never);
         assert!(

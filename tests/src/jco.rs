@@ -121,6 +121,10 @@ impl Backend for Jco {
         4
     }
 
+    fn holds_directories(&self) -> bool {
+        false
+    }
+
     fn skip_reason(&self) -> Option<String> {
         let missing = missing_tool()?;
         assert!(

@@ -99,6 +99,14 @@ pub trait Backend: Sync {
     fn open(&self, dir: &Path, options: &Options) -> Outcome<Self::Cache>;
     /// How many concurrent writers the concurrency case starts.
     fn writers(&self) -> usize;
+    /// Whether the host holds a directory it opened as a real descriptor, so
+    /// that a link planted in its place later is not followed. jco's Node.js
+    /// shim holds a path instead (Node has no `openat`): there a link planted
+    /// in place of a directory already in use is followed, even out of the
+    /// preopen (`tests/jco/shim-bugs.mjs` reproduces it).
+    fn holds_directories(&self) -> bool {
+        true
+    }
     /// Why this backend cannot run here (a missing external tool), if it cannot;
     /// its cases then print a loud skip. A backend that must run panics instead.
     fn skip_reason(&self) -> Option<String> {

@@ -20,5 +20,5 @@ fn shim_reproductions_run() {
     let report = String::from_utf8_lossy(&output.stdout);
     eprintln!("{report}{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "shim-bugs.mjs failed");
-    assert_eq!(report.lines().count(), 4, "one line per behaviour");
+    assert_eq!(report.lines().count(), 5, "one line per behaviour");
 }
