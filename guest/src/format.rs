@@ -30,7 +30,7 @@
 //! entry with one `stat` and no read:
 //!
 //! - the **modification time** is its last use: set when it is written, moved
-//!   forward by `get` (at most every `eviction::TOUCH_INTERVAL`);
+//!   forward by `get` (at most every `bounded::TOUCH_INTERVAL`, 100 ms);
 //! - the **access time** is its expiry (`expires_at`), set when it is written;
 //!   an entry that never expires gets [`NEVER_HINT_SECS`], far in the future.
 //!   It is a hint only — `get` always decides from the header. (With `relatime`
@@ -57,7 +57,7 @@
 //! # The census file
 //!
 //! `census-2` (at the cache root) holds the size of the cache as the handles with
-//! a size limit have reported it (see `crate::census`); 4 136 bytes:
+//! a size limit have reported it (see `crate::bounded`); 4 136 bytes:
 //!
 //! | offset | size | field            | meaning                                                  |
 //! |--------|------|------------------|----------------------------------------------------------|
@@ -103,7 +103,7 @@ pub enum DecodeError {
         /// Length of the file (or of the bytes read).
         len: usize,
     },
-    /// The first four bytes are not [`MAGIC`].
+    /// The first four bytes are not `b"FCAC"`.
     #[error("bad magic bytes {found:02x?}")]
     BadMagic {
         /// The bytes found.

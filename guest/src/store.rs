@@ -82,7 +82,7 @@ impl FileStore {
     /// does not exist. Opening an existing cache costs an `open` of the
     /// directory and a `stat` of its sweep stamp: nothing is listed. When the
     /// last sweep of abandoned temporary and lock files is older than the
-    /// lease, this handle sweeps them (see [`crate::sweep`]).
+    /// lease, this handle sweeps them.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for bad options; an I/O error if the directory
@@ -283,7 +283,7 @@ impl FileStore {
     /// The number of entry files in the cache (expired entries not yet removed
     /// are counted; temporary files are not). A handle with a size limit
     /// answers from its census at once — exact for one handle alone, within
-    /// the census margin with several (see [`crate::census`]); a handle without
+    /// the bound with several (see the README); a handle without
     /// one scans the directories, which costs about a microsecond per entry.
     ///
     /// # Errors
@@ -401,7 +401,7 @@ impl FileStore {
 
     /// Tells the evictor (if any) about a write, and evicts what the limits
     /// require. A failure to evict does not fail the write, which succeeded: it
-    /// is tried again at the next write (see [`crate::eviction`]).
+    /// is tried again at the next write.
     pub(crate) fn after_write(
         &self,
         hash: &KeyHash,

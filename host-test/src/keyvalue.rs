@@ -109,7 +109,7 @@ impl KeyValueRuntime {
     /// # Errors
     /// The runtime's failure to read, compile or link it.
     pub fn new(config: HostConfig) -> Result<Self, KeyValueError> {
-        let (engine, pre) = sandbox::prepare(&config)?;
+        let (engine, pre, _) = sandbox::prepare(&config)?;
         let pre = generated::KeyvaluePre::new(pre).map_err(trap)?;
         Ok(Self {
             engine,

@@ -21,6 +21,7 @@ mod bindings;
 mod error;
 pub mod keyvalue;
 pub mod plugin;
+pub mod precompiled;
 mod sandbox;
 
 use std::path::Path;
@@ -53,6 +54,11 @@ pub struct HostConfig {
     /// tens of microseconds, not hundreds). `None` allocates each instance on
     /// its own, with no limit. Default: `Some(128)`.
     pub pooled_instances: Option<u32>,
+    /// Where compiled components are kept between processes, so that every
+    /// process after the first loads the component instead of compiling it
+    /// (see [`precompiled`]). `None` compiles every time. Default:
+    /// [`precompiled::default_dir`].
+    pub precompiled_dir: Option<std::path::PathBuf>,
 }
 
 impl HostConfig {
@@ -80,6 +86,7 @@ impl Default for HostConfig {
             memory_limit: 512 * 1024 * 1024,
             component: artifacts::CACHE_COMPONENT.into(),
             pooled_instances: Some(128),
+            precompiled_dir: precompiled::default_dir(),
         }
     }
 }
@@ -89,6 +96,7 @@ pub struct CacheRuntime {
     engine: Engine,
     pre: bindings::CachePre<HostState>,
     config: HostConfig,
+    loaded: precompiled::Loaded,
 }
 
 impl std::fmt::Debug for CacheRuntime {
@@ -100,18 +108,26 @@ impl std::fmt::Debug for CacheRuntime {
 }
 
 impl CacheRuntime {
-    /// Compiles the component and links it with WASI.
+    /// Compiles the component (or loads it precompiled, see
+    /// [`HostConfig::precompiled_dir`]) and links it with WASI.
     ///
     /// # Errors
     /// [`HostError::Runtime`] if the component cannot be read, compiled or linked.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let (engine, pre) = sandbox::prepare(&config)?;
+        let (engine, pre, loaded) = sandbox::prepare(&config)?;
         let pre = bindings::CachePre::new(pre).map_err(HostError::Runtime)?;
         Ok(Self {
             engine,
             pre,
             config,
+            loaded,
         })
+    }
+
+    /// Whether the component was compiled or loaded precompiled, and how long
+    /// that took.
+    pub fn loaded(&self) -> &precompiled::Loaded {
+        &self.loaded
     }
 
     /// The wasmtime engine the component was compiled with.

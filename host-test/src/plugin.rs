@@ -31,7 +31,7 @@ impl PluginRuntime {
     /// # Errors
     /// [`HostError::Runtime`] if it cannot be read, compiled or linked.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let (engine, pre) = sandbox::prepare(&config)?;
+        let (engine, pre, _) = sandbox::prepare(&config)?;
         Ok(Self {
             engine,
             pre,

@@ -5,13 +5,14 @@
 
 use std::path::Path;
 
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::precompiled::{self, Loaded};
 use crate::{HostConfig, HostError};
 
 /// Per-instance host state: WASI context, resource table, limits.
@@ -30,16 +31,23 @@ impl WasiView for HostState {
     }
 }
 
-/// Compiles `config.component` and pre-instantiates it, linked with WASI.
-pub(crate) fn prepare(config: &HostConfig) -> Result<(Engine, InstancePre<HostState>), HostError> {
+/// Compiles (or loads precompiled) `config.component` and pre-instantiates
+/// it, linked with WASI.
+pub(crate) fn prepare(
+    config: &HostConfig,
+) -> Result<(Engine, InstancePre<HostState>, Loaded), HostError> {
     let engine = Engine::new(&engine_config(config)).map_err(HostError::Runtime)?;
-    let component = Component::from_file(&engine, &config.component).map_err(HostError::Runtime)?;
+    let (component, loaded) = precompiled::load(
+        &engine,
+        &config.component,
+        config.precompiled_dir.as_deref(),
+    )?;
     let mut linker = Linker::<HostState>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(HostError::Runtime)?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(HostError::Runtime)?;
-    Ok((engine, pre))
+    Ok((engine, pre, loaded))
 }
 
 /// A store for one instance: `host_dir` (created if missing) preopened at

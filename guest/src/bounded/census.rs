@@ -26,7 +26,7 @@ pub(crate) const FLUSH_AGE: Duration = Duration::from_millis(100);
 /// changes are not taken for drift.
 const DRIFT_TOLERATED: f64 = 0.03;
 /// How long a flush waits for the census lock before trying again later.
-const LOCK_WAIT: Duration = Duration::from_millis(20);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(20);
 
 /// The changes to each shard a handle knows of: those reported in the census
 /// file as it last read it, and its own pending ones.
@@ -54,6 +54,9 @@ pub(crate) struct Census {
     /// emptying of a `clear`, which is not the sum of anything it knows).
     pending_by_shard: Box<[Size; SHARDS]>,
     recounted: Option<Recounted>,
+    /// The drift this handle's last complete pass found beyond the tolerance
+    /// (see [`confirmed`]).
+    last_drift: Size,
     flush_every: Size,
     last_flush: Instant,
     recount: Recount,
@@ -75,6 +78,7 @@ impl Census {
             pending: Size::default(),
             pending_by_shard: Box::new([Size::default(); SHARDS]),
             recounted: None,
+            last_drift: Size::default(),
             flush_every,
             last_flush: Instant::now(),
             recount: Recount::new(),
@@ -121,6 +125,13 @@ impl Census {
             bytes: self.shared.bytes,
         }
         .plus(self.pending)
+    }
+
+    /// Whether this handle holds more unreported growth (entries or bytes)
+    /// than it reports at once — so a flush that was due failed.
+    pub(crate) fn unreported_growth_beyond_cap(&self) -> bool {
+        self.pending.entries > self.flush_every.entries
+            || self.pending.bytes > self.flush_every.bytes
     }
 
     /// Records a change this handle made to shard `shard`.
@@ -201,7 +212,9 @@ impl Census {
     /// is dropped (the next pass replaces it).
     fn flush(&mut self, cache: &CacheDir) -> Result<()> {
         let recounted = self.recounted.take();
-        self.update_file(cache, |record, pending| {
+        let last_drift = self.last_drift;
+        let mut drift_seen = None;
+        let result = self.update_file(cache, |record, pending| {
             record.entries = record.entries.wrapping_add(pending.entries);
             record.bytes = record.bytes.wrapping_add(pending.bytes);
             // A correction "since the pass began" that is dated in the future
@@ -209,7 +222,13 @@ impl Census {
             if let Some(recounted) = recounted
                 && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
             {
-                let correction = correction(record, recounted.size);
+                let drift = drift_beyond_tolerance(record, recounted.size);
+                drift_seen = Some(drift);
+                let correction = if record.extrapolated {
+                    drift
+                } else {
+                    confirmed(last_drift, drift)
+                };
                 if correction != Size::default() || record.extrapolated {
                     record.entries = record.entries.wrapping_add(correction.entries);
                     record.bytes = record.bytes.wrapping_add(correction.bytes);
@@ -217,7 +236,13 @@ impl Census {
                     record.extrapolated = false;
                 }
             }
-        })
+        });
+        if result.is_ok()
+            && let Some(drift) = drift_seen
+        {
+            self.last_drift = drift;
+        }
+        result
     }
 
     fn update_file(
@@ -249,7 +274,7 @@ impl Census {
 /// bring it to `recounted`: nothing if they are within the tolerated drift —
 /// unless `record` is an extrapolated first count, which a complete recount
 /// replaces however close they are.
-fn correction(record: &CensusRecord, recounted: Size) -> Size {
+fn drift_beyond_tolerance(record: &CensusRecord, recounted: Size) -> Size {
     let drift = |counted: i64, recounted: i64, tolerated: f64, floor: f64| {
         let drift = recounted.wrapping_sub(counted);
         if record.extrapolated {
@@ -269,6 +294,30 @@ fn correction(record: &CensusRecord, recounted: Size) -> Size {
             DRIFT_TOLERATED * 2.0,
             65536.0,
         ),
+    }
+}
+
+/// The correction a pass that found `drift` makes, the handle's previous pass
+/// having found `previous`: for entries and bytes alike, the smaller of the
+/// two if both found a drift the same way, else none. A recount counts what
+/// other handles had written but not reported yet when a shard was listed
+/// twice (in the listing, and in their report that comes later), and their
+/// unreported removals likewise — up to `(P − 1) × F` either way. Such an
+/// error comes and goes from pass to pass; a real drift (a handle killed
+/// before it reported, a handle without a limit writing) stays. Correcting
+/// only what two passes in a row agree on keeps the first from moving the
+/// count, which downward would let the cache grow past its limit.
+fn confirmed(previous: Size, drift: Size) -> Size {
+    let agreed = |previous: i64, drift: i64| {
+        if previous.signum() == drift.signum() {
+            drift.signum() * previous.unsigned_abs().min(drift.unsigned_abs()) as i64
+        } else {
+            0
+        }
+    };
+    Size {
+        entries: agreed(previous.entries, drift.entries),
+        bytes: agreed(previous.bytes, drift.bytes),
     }
 }
 
@@ -373,7 +422,8 @@ mod tests {
             ..Options::default()
         };
         let store = FileStore::open(dir.path(), options).expect("open");
-        for i in 0..MIN_WRITES_BETWEEN_PASSES + 256 {
+        // Two passes in a row must find a drift for it to be corrected.
+        for i in 0..2 * MIN_WRITES_BETWEEN_PASSES + 256 {
             store
                 .insert(&format!("key {i}"), b"value", crate::Expiry::Never)
                 .expect("insert");
@@ -382,7 +432,7 @@ mod tests {
         // (give or take the evictions since), not the extreme it started from.
         let estimate = store.approx_size().expect("size");
         assert!(
-            (64..=MIN_WRITES_BETWEEN_PASSES + 256).contains(&estimate),
+            (64..=2 * MIN_WRITES_BETWEEN_PASSES + 256).contains(&estimate),
             "{estimate}"
         );
         store.clear().expect("clear");
@@ -459,6 +509,17 @@ mod tests {
         }
         assert_eq!(census.size().entries, total);
         assert!(!reported(&cache, &mut census).extrapolated);
+    }
+
+    /// A drift found by one pass alone is not corrected; two passes that agree
+    /// correct by the smaller drift; passes that disagree correct nothing.
+    #[test]
+    fn a_correction_needs_two_passes_that_agree() {
+        let size = |entries: i64, bytes: i64| Size { entries, bytes };
+        assert_eq!(confirmed(Size::default(), size(61, -9000)), Size::default());
+        assert_eq!(confirmed(size(70, -8000), size(61, -9000)), size(61, -8000));
+        assert_eq!(confirmed(size(-70, 5), size(61, 0)), Size::default());
+        assert_eq!(confirmed(size(-70, 0), size(-90, 0)), size(-70, 0));
     }
 
     /// Entry files by shard, written and evicted as a handle at capacity does.

@@ -19,11 +19,22 @@
 //! [`census::FLUSH_AGE`], or when the handle is dropped, it **flushes**: under
 //! the census lock (a `create_new` lock file, [`crate::exclusion`]) it reads
 //! the file, adds its changes, and replaces the file. The size a handle works
-//! with is the file as it last read it plus its own unreported changes. So
-//! with `P` handles writing at once, what one handle does not see yet is at
-//! most the others' unreported changes plus what they reported since its own
-//! last flush: about `2 × (P − 1) × F` entries — 2 × (P − 1) / 256 of the limit
-//! for large limits.
+//! with is the file as it last read it plus its own unreported changes. A
+//! handle never holds more than `F` of unreported growth: when a flush that
+//! is due fails (the census lock stayed busy for [`census::LOCK_WAIT`]), each
+//! entry it adds beyond that is paid for by an eviction, until a flush
+//! succeeds.
+//!
+//! # The bound
+//!
+//! With `P` handles writing at once, the cache holds at most
+//! `limit + (P − 1) × (F + 1)` entries (bytes alike, with the byte limit's
+//! `F`), plus the drift a recount leaves alone (3 % of the limit). Why: take
+//! the handle that flushed last. The census file then holds everything
+//! reported, and that handle evicted until the file plus its own changes
+//! since were within the limit; what the file lacks is the others' unreported
+//! changes — at most `F` each, and one write under way. The torture tests
+//! assert this bound, from a cold start too.
 //!
 //! # Recounts
 //!
@@ -54,8 +65,10 @@
 //! # What is evicted
 //!
 //! After each write, while the count says the cache is over a limit, the
-//! handle evicts (at most [`MAX_EVICTIONS_PER_WRITE`] entries per write, so no
-//! write pays for a long catch-up). Each entry file carries its last use in
+//! handle evicts — all of the excess, which after a flush that shows it the
+//! others' growth is up to `(P − 1) × F` entries, within at most
+//! [`MAX_ATTEMPTS_PER_WRITE`] victims tried, so that no write pays for a long
+//! catch-up. Each entry file carries its last use in
 //! its modification time (set when it is written, and moved forward by `get`
 //! at most every [`TOUCH_INTERVAL`]) and its expiry in its access time (see
 //! [`crate::format`]), so one `stat` judges it. The handle evicts the most
@@ -78,7 +91,11 @@
 //! entries written by others in LRU order once its sweep has seen them.
 //!
 //! A record can be stale: another handle may have read, replaced or removed
-//! the entry since. So a victim is `stat`ed again just before it is removed,
+//! the entry since. Several handles at capacity all go for the least recently
+//! used entries, so most records of entries others wrote are of entries
+//! another handle has just removed. A victim found gone (or used since) spends
+//! its record, not a round of learning: the next record is tried before more
+//! entries are learned. A victim is `stat`ed again just before it is removed,
 //! and spared — its record replaced by the new one — if it was used since;
 //! unless its record is recent against how long the entry had been idle then
 //! (see [`TRUST_DIVISOR`]): an entry idle for an hour when it was `stat`ed a
@@ -117,10 +134,12 @@ pub(crate) const TOUCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Below this many entries, a handle's first eviction learns every entry (a
 /// whole sweep at once).
 pub(crate) const EXHAUSTIVE_BELOW: i64 = 1024;
-/// Most entries one write evicts.
-pub(crate) const MAX_EVICTIONS_PER_WRITE: u64 = 4;
-/// Most rounds of learning per write, before it gives up until the next write.
-const MAX_LEARNING_PER_WRITE: u32 = 16;
+/// Most victims one write tries (each a `stat` or an `unlink`, and a few
+/// entries learned): what keeps a write from paying for a long catch-up. A
+/// write needs one at capacity, a few more when several handles evict the
+/// same entries, and about `(P − 1) × F` when a flush shows it what `P − 1`
+/// other handles added.
+pub(crate) const MAX_ATTEMPTS_PER_WRITE: u32 = 256;
 /// Entries `stat`ed into the index before each choice of a victim, until the
 /// handle's sweep has gone over the whole cache once.
 pub(crate) const LEARN_PER_EVICTION: usize = 2;
@@ -348,45 +367,74 @@ impl Evictor {
         over(self.max_entries, size.entries) || over(self.max_bytes, size.bytes)
     }
 
+    /// Whether the handle must evict now: the cache is over a limit as it
+    /// sees it, or it holds more unreported growth than it may (a census flush
+    /// failed): each new entry beyond that is paid for by an eviction, so that
+    /// what other handles cannot see of it stays within `F`.
+    fn must_evict(&self, census: &Census) -> bool {
+        self.over(census.size()) || census.unreported_growth_beyond_cap()
+    }
+
     fn evict(&self, state: &mut State) -> Result<Removed> {
         let mut removed = Removed::default();
-        let mut learning = 0;
-        while self.over(state.census.size())
-            && removed.evicted + removed.expired < MAX_EVICTIONS_PER_WRITE
-        {
-            let now = now_ms();
-            if learning == MAX_LEARNING_PER_WRITE {
-                break; // nothing evictable in sight: the census is ahead of the disk
+        let mut learn = true;
+        let mut attempts = 0;
+        while self.must_evict(&state.census) {
+            if attempts == MAX_ATTEMPTS_PER_WRITE {
+                break; // the next write goes on from here
             }
-            learning += 1;
-            let swept_once = state.sampler.swept_once();
-            let learned = if !swept_once && state.census.size().entries < EXHAUSTIVE_BELOW {
-                state.sampler.sample_everything(&self.cache)?
+            attempts += 1;
+            let now = now_ms();
+            let learned = if learn {
+                self.learn(state)?
             } else {
-                let count = if state.index.len() < SHORT_INDEX {
-                    LEARN_WHILE_SHORT
-                } else if swept_once {
-                    LEARN_PER_EVICTION_SWEPT
-                } else {
-                    LEARN_PER_EVICTION
-                };
-                state.sampler.candidates(&self.cache, count)?
+                Vec::new()
             };
             let Some(victim) = state.index.take_most_evictable_with(learned, now) else {
+                if learn {
+                    break; // nothing evictable in sight: the census is ahead of the disk
+                }
+                learn = true;
                 continue;
             };
-            if let Some(size) = self.remove_unless_used(state, &victim)? {
-                state
-                    .census
-                    .record(victim.hash.shard(), Size::entry(size).negated());
-                if victim.expires_ms <= now {
-                    removed.expired += 1;
-                } else {
-                    removed.evicted += 1;
+            match self.remove_unless_used(state, &victim)? {
+                Some(size) => {
+                    state
+                        .census
+                        .record(victim.hash.shard(), Size::entry(size).negated());
+                    if victim.expires_ms <= now {
+                        removed.expired += 1;
+                    } else {
+                        removed.evicted += 1;
+                    }
+                    learn = true;
                 }
+                // Gone, or used since: another handle got there first. Its
+                // record is spent; the next one is tried before learning more.
+                None => learn = false,
             }
         }
         Ok(removed)
+    }
+
+    /// Entries to learn before the next choice of a victim (see the module
+    /// docs): all of a small cache at the first eviction, else a few from the
+    /// sweep.
+    fn learn(&self, state: &mut State) -> Result<Vec<Record>> {
+        let swept_once = state.sampler.swept_once();
+        let learned = if !swept_once && state.census.size().entries < EXHAUSTIVE_BELOW {
+            state.sampler.sample_everything(&self.cache)?
+        } else {
+            let count = if state.index.len() < SHORT_INDEX {
+                LEARN_WHILE_SHORT
+            } else if swept_once {
+                LEARN_PER_EVICTION_SWEPT
+            } else {
+                LEARN_PER_EVICTION
+            };
+            state.sampler.candidates(&self.cache, count)?
+        };
+        Ok(learned)
     }
 
     /// Removes `victim`'s file unless it is gone or was used (or replaced)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use filecache::{Expiry, FileStore, Options};
+use filecache_host::precompiled::Loaded;
 use filecache_host::{CacheRuntime, HostConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,9 +15,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .nth(1)
             .unwrap_or_else(|| "demo-cache".into()),
     );
-    let started = Instant::now();
     let runtime = CacheRuntime::new(HostConfig::default())?;
-    println!("compiled the component in {:.2?}", started.elapsed());
+    match runtime.loaded() {
+        Loaded::Compiled { took, stored, .. } => println!(
+            "compiled the component in {took:.2?}{}",
+            stored.as_ref().map_or(String::new(), |path| format!(
+                " (kept in {} for the next start)",
+                path.display()
+            ))
+        ),
+        Loaded::Precompiled { took, from } => println!(
+            "loaded the precompiled component in {took:.2?} (from {})",
+            from.display()
+        ),
+    }
 
     let mut component = runtime.open(&dir, &Options::default())?;
     println!(
