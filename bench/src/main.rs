@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use filecache_host::{CacheRuntime, HostConfig};
+use filecache_host::precompiled::Loaded;
+use filecache_host::{CacheRuntime, HostConfig, artifacts};
 
 use crate::measure::{median, per_op, wait_for_fast_creates};
 use crate::report::{Figure, Results};
@@ -112,6 +113,8 @@ fn main() {
         }
         eprintln!("bench: fresh instances");
         fresh_instances(&runtime, &settings, &mut results);
+        eprintln!("bench: host start and artifacts");
+        host_start(&settings, &mut results);
     }
     if settings.scale {
         scale::run(&settings, &mut results);
@@ -258,7 +261,9 @@ fn suite(runtime: &CacheRuntime, settings: &Settings, size: usize, results: &mut
 }
 
 /// The cost of a fresh instance per call: instantiate the pre-instantiated
-/// component, open the cache, read one value, drop the instance.
+/// component, open the cache, read one value, drop the instance — against the
+/// bare instance, and against the native `FileStore::open` + `get` of the same
+/// existing cache, in interleaved rounds.
 fn fresh_instances(runtime: &CacheRuntime, settings: &Settings, results: &mut Results) {
     let dir = settings.dir.join("fresh");
     let options = filecache::Options::default();
@@ -266,7 +271,7 @@ fn fresh_instances(runtime: &CacheRuntime, settings: &Settings, results: &mut Re
         .open(&dir, &options)
         .and_then(|mut cache| cache.insert("k", b"value", filecache::Expiry::Never))
         .expect("prepare");
-    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    let (mut bare, mut full, mut native) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..settings.rounds.max(3) {
         bare.push(per_op(500, |_| {
             drop(runtime.instantiate(&dir).expect("fresh instance"));
@@ -275,17 +280,79 @@ fn fresh_instances(runtime: &CacheRuntime, settings: &Settings, results: &mut Re
             let mut cache = runtime.open(&dir, &options).expect("fresh instance");
             assert!(cache.get("k").expect("get").is_some());
         }));
+        native.push(per_op(500, |_| {
+            let cache = filecache::FileStore::open(&dir, options.clone()).expect("open");
+            assert!(cache.get("k").expect("get").is_some());
+        }));
     }
-    for (phase, times) in [
-        ("fresh instance (instantiate, preopen, drop)", bare),
-        ("fresh instance + open + get", full),
+    for (phase, system, times) in [
+        (
+            "fresh instance (instantiate, preopen, drop)",
+            Kind::Component,
+            bare,
+        ),
+        ("fresh instance + open + get", Kind::Component, full),
+        ("open + get", Kind::Native, native),
     ] {
         results.figures.push(Figure {
             group: "instances".into(),
             phase: phase.into(),
+            system: system.name().into(),
+            us_per_op: median(&times),
+            rounds: times,
+        });
+    }
+}
+
+/// How long a host process takes to get the component ready: compiling it
+/// (cold: an empty precompiled-component directory) against loading the
+/// artifact the first start stored (warm), in interleaved rounds; and the size
+/// of every component the build ships.
+fn host_start(settings: &Settings, results: &mut Results) {
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for round in 0..settings.rounds.max(3) {
+        let dir = settings.dir.join(format!("precompiled-{round}"));
+        let config = HostConfig {
+            precompiled_dir: Some(dir.clone()),
+            ..HostConfig::default()
+        };
+        let started = Instant::now();
+        let runtime = CacheRuntime::new(config.clone()).expect("cold start");
+        cold.push(started.elapsed().as_secs_f64() * 1e6);
+        assert!(matches!(
+            runtime.loaded(),
+            Loaded::Compiled {
+                stored: Some(_),
+                ..
+            }
+        ));
+        let started = Instant::now();
+        let runtime = CacheRuntime::new(config).expect("warm start");
+        warm.push(started.elapsed().as_secs_f64() * 1e6);
+        assert!(matches!(runtime.loaded(), Loaded::Precompiled { .. }));
+    }
+    for (phase, times) in [
+        ("host start, cold (compile)", cold),
+        ("host start, warm (precompiled)", warm),
+    ] {
+        results.figures.push(Figure {
+            group: "host".into(),
+            phase: phase.into(),
             system: Kind::Component.name().into(),
             us_per_op: median(&times),
             rounds: times,
+        });
+    }
+    for (name, path) in [
+        ("filecache.wasm", artifacts::CACHE_COMPONENT),
+        ("filecache-keyvalue.wasm", artifacts::KEYVALUE_COMPONENT),
+        ("filecache-cli.wasm", artifacts::CLI_COMPONENT),
+        ("plugin-composed.wasm", artifacts::PLUGIN_COMPOSED),
+    ] {
+        let bytes = std::fs::metadata(path).map_or(0, |meta| meta.len());
+        results.artifacts.push(report::Artifact {
+            name: name.into(),
+            bytes,
         });
     }
 }

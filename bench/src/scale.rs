@@ -151,22 +151,21 @@ pub fn run(settings: &Settings, results: &mut Results) {
         );
     }
     for &n in &scales {
-        let (below, at) = bounded_inserts(&dir(n), n + SAMPLE);
+        let rounds = bounded_inserts(&dir(n), n + SAMPLE);
         // Means, not medians: the cost of a bounded write is amortized (a
         // recount pass lists thousands of names over some writes and none over
         // others), so that the rounds of one kind spread widely.
-        figure(
-            label(n),
-            "insert, bounded, below capacity",
-            mean(&below),
-            below,
-        );
-        figure(
-            label(n),
-            "insert, bounded, at capacity (evicting)",
-            mean(&at),
-            at,
-        );
+        for (phase, times) in [
+            ("insert, unbounded (same rounds)", rounds.unbounded),
+            ("insert, bounded, below capacity", rounds.below),
+            ("insert, bounded, at capacity (evicting)", rounds.at),
+            (
+                "floor of an evicting insert (unbounded insert + unlink)",
+                rounds.floor,
+            ),
+        ] {
+            figure(label(n), phase, mean(&times), times);
+        }
     }
     for &n in &scales {
         let store = FileStore::open(dir(n), Options::default()).expect("open");
@@ -187,19 +186,30 @@ pub fn run(settings: &Settings, results: &mut Results) {
     }
 }
 
-/// Bounded inserts into the cache at `dir`, which holds `entries` entries:
-/// below capacity (a handle limited to ten times that) and at capacity (a
-/// handle limited to `entries`, so that each insert evicts an entry). The two
-/// are timed in interleaved rounds — a chunk below capacity (whose keys are
-/// then removed, untimed), a chunk at capacity — so that this machine's drifts
-/// hit both alike; returns each round's µs per insert.
-fn bounded_inserts(dir: &Path, entries: usize) -> (Vec<f64>, Vec<f64>) {
-    let limited = |limit: usize| Options {
-        max_entries: Some(limit as u64),
+/// µs per insert of each round, by kind.
+#[derive(Debug, Default)]
+struct BoundedRounds {
+    unbounded: Vec<f64>,
+    below: Vec<f64>,
+    at: Vec<f64>,
+    floor: Vec<f64>,
+}
+
+/// Inserts into the cache at `dir`, which holds `entries` entries, in
+/// interleaved rounds (so that this machine's drifts hit all kinds alike):
+/// through an unbounded handle; through a handle limited to ten times the
+/// entries (a bounded insert below capacity); through a handle limited to the
+/// entries (each insert evicts one); and the floor of an evicting insert — an
+/// unbounded insert and the `unlink` of an old entry file. Each kind's new keys
+/// are removed again after its round (untimed), but the evicting ones.
+fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
+    let limited = |limit: Option<usize>| Options {
+        max_entries: limit.map(|limit| limit as u64),
         ..Options::default()
     };
-    let below = FileStore::open(dir, limited(10 * entries)).expect("open bounded");
-    let at = FileStore::open(dir, limited(entries)).expect("open bounded");
+    let unbounded = FileStore::open(dir, limited(None)).expect("open");
+    let below = FileStore::open(dir, limited(Some(10 * entries))).expect("open bounded");
+    let at = FileStore::open(dir, limited(Some(entries))).expect("open bounded");
     let fresh_key = |kind: &str, i: usize| format!("scale:{kind}:{i}");
     // Untimed: the first writes bring the cache to its limit (the first census
     // of a large cache is an extrapolation, off by a percent or so).
@@ -208,28 +218,58 @@ fn bounded_inserts(dir: &Path, entries: usize) -> (Vec<f64>, Vec<f64>) {
             .expect("insert");
     }
     let evicted_before = at.stats().expect("stats").evicted;
-    let (mut below_us, mut at_us) = (Vec::new(), Vec::new());
+    let mut rounds = BoundedRounds::default();
+    // Files for the floor's unlinks, the size of an entry, beside the cache
+    // (not in it: the evicting handle would find them gone).
+    let victims_dir = dir.with_extension("floor-victims");
+    std::fs::create_dir_all(&victims_dir).expect("victims dir");
+    let victim_bytes = vec![b'.'; 170];
+    let doomed = (0..BOUNDED_ROUNDS * BOUNDED_CHUNK).map(|i| {
+        let path = victims_dir.join(format!("{i:064x}"));
+        std::fs::write(&path, &victim_bytes).expect("write a victim");
+        path
+    });
+    let mut doomed: Vec<std::path::PathBuf> = doomed.collect();
+    doomed.reverse();
+    let mut removed_keys = Vec::new();
     for round in 0..BOUNDED_ROUNDS {
         let keys: Vec<usize> = (round * BOUNDED_CHUNK..(round + 1) * BOUNDED_CHUNK).collect();
-        below_us.push(per_op(BOUNDED_CHUNK, |j| {
-            below
-                .insert(&fresh_key("below", keys[j]), &value(j), Expiry::Never)
-                .expect("insert");
-        }));
-        for &i in &keys {
-            below.remove(&fresh_key("below", i)).expect("remove");
+        for (kind, store, times) in [
+            ("unbounded", &unbounded, &mut rounds.unbounded),
+            ("below", &below, &mut rounds.below),
+        ] {
+            times.push(per_op(BOUNDED_CHUNK, |j| {
+                store
+                    .insert(&fresh_key(kind, keys[j]), &value(j), Expiry::Never)
+                    .expect("insert");
+            }));
+            for &i in &keys {
+                store.remove(&fresh_key(kind, i)).expect("remove");
+            }
         }
-        at_us.push(per_op(BOUNDED_CHUNK, |j| {
+        rounds.at.push(per_op(BOUNDED_CHUNK, |j| {
             at.insert(&fresh_key("at", keys[j]), &value(j), Expiry::Never)
                 .expect("insert");
         }));
+        let victims: Vec<std::path::PathBuf> = doomed.split_off(doomed.len() - BOUNDED_CHUNK);
+        rounds.floor.push(per_op(BOUNDED_CHUNK, |j| {
+            unbounded
+                .insert(&fresh_key("floor", keys[j]), &value(j), Expiry::Never)
+                .expect("insert");
+            std::fs::remove_file(&victims[j]).expect("unlink a victim");
+        }));
+        removed_keys.extend(keys.iter().map(|&i| fresh_key("floor", i)));
     }
+    for key in removed_keys {
+        unbounded.remove(&key).expect("remove");
+    }
+    let _ = std::fs::remove_dir_all(&victims_dir);
     let evicted = at.stats().expect("stats").evicted - evicted_before;
     eprintln!(
         "bench: scale {entries}: {evicted} evicted by {} inserts at capacity",
         BOUNDED_ROUNDS * BOUNDED_CHUNK
     );
-    (below_us, at_us)
+    rounds
 }
 
 /// `rm -rf` of a tree of `entries` entry files; µs per entry.

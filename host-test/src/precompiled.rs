@@ -234,10 +234,12 @@ mod tests {
     use super::*;
     use crate::artifacts::CACHE_COMPONENT;
 
-    fn engine(optimize: bool) -> Engine {
+    /// An engine; `other` changes a setting compiled code depends on (the
+    /// linear memory reservation), as another configuration of the host would.
+    fn engine(other: bool) -> Engine {
         let mut config = wasmtime::Config::new();
-        if !optimize {
-            config.cranelift_opt_level(wasmtime::OptLevel::None);
+        if other {
+            config.memory_reservation(1 << 24);
         }
         Engine::new(&config).expect("engine")
     }
@@ -253,7 +255,7 @@ mod tests {
     #[test]
     fn a_second_load_is_precompiled() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let engine = engine(true);
+        let engine = engine(false);
         let Loaded::Compiled {
             took: compiled,
             stored: Some(artifact),
@@ -273,7 +275,7 @@ mod tests {
     #[test]
     fn a_torn_artifact_is_compiled_again_and_replaced() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let engine = engine(true);
+        let engine = engine(false);
         let Loaded::Compiled {
             stored: Some(artifact),
             ..
@@ -301,7 +303,7 @@ mod tests {
     #[test]
     fn an_artifact_of_another_engine_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (ours, theirs) = (engine(true), engine(false));
+        let (ours, theirs) = (engine(false), engine(true));
         let Loaded::Compiled {
             stored: Some(foreign),
             ..
@@ -335,7 +337,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod");
-        let Loaded::Compiled { stored, .. } = load_in(&engine(true), dir.path()) else {
+        let Loaded::Compiled { stored, .. } = load_in(&engine(false), dir.path()) else {
             panic!("compiled")
         };
         assert_eq!(stored, None);

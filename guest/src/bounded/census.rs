@@ -309,10 +309,12 @@ fn drift_beyond_tolerance(record: &CensusRecord, recounted: Size) -> Size {
 /// count, which downward would let the cache grow past its limit.
 fn confirmed(previous: Size, drift: Size) -> Size {
     let agreed = |previous: i64, drift: i64| {
-        if previous.signum() == drift.signum() {
-            drift.signum() * previous.unsigned_abs().min(drift.unsigned_abs()) as i64
-        } else {
+        if previous.signum() != drift.signum() {
             0
+        } else if previous.unsigned_abs() < drift.unsigned_abs() {
+            previous
+        } else {
+            drift
         }
     };
     Size {
