@@ -12,7 +12,7 @@ pub fn decode_entry(bytes: &[u8]) {
     let head = format::decode_head(bytes, bytes.len() as u64);
     if let Ok(entry) = format::decode(bytes) {
         assert!(head.is_ok(), "decode accepted what decode_head refused");
-        let again = format::encode(entry.expires_at, entry.key, entry.value);
+        let again = format::encode_as(entry.version, entry.expires_at, entry.key, entry.value);
         assert_eq!(again, bytes, "a decoded entry re-encodes byte for byte");
     }
     let _ = format::lock_owner(bytes);

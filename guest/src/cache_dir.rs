@@ -16,10 +16,11 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::layout::{self, KeyHash, SHARDS, TAG_CONTENT, TAG_FILE};
-use crate::platform::{Access, Dir};
+use crate::platform::{Access, Dir, ReadFile};
 
 /// The root, or one of the directories below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub(crate) struct CacheDir {
     tmp: Slot,
     locks: Slot,
     shards: Box<[Slot]>,
+    /// The shards read once through the root (see [`CacheDir::open_entry`]).
+    read_once: [AtomicU64; SHARDS / 64],
 }
 
 impl CacheDir {
@@ -73,6 +76,7 @@ impl CacheDir {
             tmp: Slot::default(),
             locks: Slot::default(),
             shards: (0..SHARDS).map(|_| Slot::default()).collect(),
+            read_once: Default::default(),
         })
     }
 
@@ -126,6 +130,52 @@ impl CacheDir {
         let mut held = slot.write().unwrap_or_else(PoisonError::into_inner);
         // Another thread may have opened it meanwhile: keep one.
         Ok(Some(Arc::clone(held.get_or_insert(Arc::new(opened)))))
+    }
+
+    /// Opens the entry file of `hash` for reading: through its shard
+    /// directory if this handle holds it (returned too); the first read of a
+    /// shard through the root by its two-component name — one `open` where
+    /// opening the shard first would take two (what a per-request wasm
+    /// instance does) — and from the second on through the shard, opened then
+    /// and held (a lookup of one name in it is cheaper). No link is followed
+    /// natively; a WASI host resolves the two-component name within its
+    /// sandbox, which only matters for reading (every change to a shard goes
+    /// through the shard opened by name). `None` if the file (or its shard)
+    /// does not exist.
+    ///
+    /// # Errors
+    /// The error of opening the file or a directory on the way.
+    pub(crate) fn open_entry(
+        &self,
+        hash: &KeyHash,
+    ) -> io::Result<Option<(ReadFile, Option<Arc<Dir>>)>> {
+        let sub = Sub::Shard(hash.shard());
+        let name = hash.file_name();
+        let (word, bit) = (usize::from(hash.shard() / 64), 1u64 << (hash.shard() % 64));
+        let read_before = self.read_once[word].fetch_or(bit, Ordering::Relaxed) & bit != 0;
+        if read_before || self.held(sub).is_some() {
+            return self.retry(sub, Missing::Leave, |dir| {
+                Ok((dir.open_file(name.as_str())?, Some(Arc::clone(dir))))
+            });
+        }
+        let mut path = layout::shard_name(hash.shard());
+        path.push("/");
+        path.push(name.as_str());
+        self.retry(Sub::Root, Missing::Leave, |root| {
+            Ok((root.open_file_below(path.as_str())?, None))
+        })
+    }
+
+    /// The directory `sub`, if this handle holds it open.
+    fn held(&self, sub: Sub) -> Option<Arc<Dir>> {
+        match self.slot(sub) {
+            None => Some(self.root()),
+            Some(slot) => slot
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(Arc::clone),
+        }
     }
 
     /// Runs `op` on the directory `sub`; if it fails with `NotFound` because

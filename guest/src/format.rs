@@ -1,5 +1,5 @@
-//! The on-disk formats, version 1 — the one place they are defined: entry files,
-//! lock files and the census file.
+//! The on-disk formats — the one place they are defined: entry files, lock
+//! files and the census file.
 //!
 //! # Entry files
 //!
@@ -9,20 +9,27 @@
 //! | offset   | size        | field        | meaning                                                    |
 //! |----------|-------------|--------------|------------------------------------------------------------|
 //! | 0        | 4           | `magic`      | `b"FCAC"` — "FileCAChe"                                    |
-//! | 4        | 2           | `version`    | `1`; any other value is refused                            |
+//! | 4        | 2           | `version`    | `2` (written), or `1`; any other value is refused          |
 //! | 6        | 2           | `flags`      | `0`; reserved, a non-zero value is refused                 |
 //! | 8        | 8           | `expires_at` | Unix time in milliseconds; `u64::MAX` means never          |
 //! | 16       | 4           | `key_len`    | length of the key in bytes (UTF-8)                         |
 //! | 20       | 8           | `value_len`  | length of the value in bytes                               |
-//! | 28       | 16          | `checksum`   | first 16 bytes of keyed blake3 over bytes 0..28, key, value |
+//! | 28       | 16          | `checksum`   | over bytes 0..28, key, value: see below                    |
 //! | 44       | `key_len`   | `key`        | the key itself (detects hash collisions, allows listing)   |
 //! | 44+k     | `value_len` | `value`      | the value                                                  |
 //!
-//! The file length must be exactly `44 + key_len + value_len`. The checksum key is
-//! `blake3::derive_key(CHECKSUM_CONTEXT, b"")`, so a file of any other origin (or a
-//! torn write) fails the check. Decoding never panics: a short file, wrong magic,
-//! unknown version or flags, length mismatch, bad checksum or non-UTF-8 key is a
-//! [`DecodeError`], which the store treats as a miss and removes.
+//! The file length must be exactly `44 + key_len + value_len`. The checksum of
+//! version 2 is XXH3-128 with the seed [`CHECKSUM_SEED`], little-endian; of
+//! version 1, the first 16 bytes of blake3 keyed with
+//! `blake3::derive_key(CHECKSUM_CONTEXT, b"")`. Either way a torn write, a
+//! damaged file or a file of any other origin fails the check; neither is
+//! meant to resist forgery (whoever can write the directory can write a valid
+//! entry). Version 2 only changes the checksum: XXH3 reads at memory speed,
+//! where blake3 cost more than the rest of a 4 KiB read (and, inside a wasm
+//! component, runs without SIMD). Entries of both versions are read; new ones
+//! are written as version 2. Decoding never panics: a short file, wrong magic,
+//! unknown version or flags, length mismatch, bad checksum or non-UTF-8 key is
+//! a [`DecodeError`], which the store treats as a miss and removes.
 //!
 //! # Entry file timestamps
 //!
@@ -77,15 +84,21 @@
 
 use std::sync::LazyLock;
 
+/// The version of the lock file format.
+pub const LOCK_VERSION: u16 = 1;
 /// The four bytes every entry file starts with.
 pub const MAGIC: [u8; 4] = *b"FCAC";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes.
+pub const VERSION: u16 = 2;
+/// The older format version this build reads too (blake3 checksum).
+pub const VERSION_BLAKE3: u16 = 1;
+/// The seed of the XXH3-128 checksum of version 2.
+pub const CHECKSUM_SEED: u64 = 0x6663_6163_6865_7632; // "fcachev2"
 /// Size of the fixed header, in bytes.
 pub const HEADER_LEN: usize = 44;
 /// `expires_at` value meaning "never expires".
 pub const NEVER: u64 = u64::MAX;
-/// blake3 key-derivation context of the checksum (changing it changes the format).
+/// blake3 key-derivation context of the version 1 checksum.
 pub const CHECKSUM_CONTEXT: &str = "filecache 2026-11 entry checksum v1";
 
 const CHECKED_HEADER_LEN: usize = 28;
@@ -110,7 +123,7 @@ pub enum DecodeError {
         found: [u8; 4],
     },
     /// A version this build does not know.
-    #[error("unknown format version {found} (this build reads {VERSION})")]
+    #[error("unknown format version {found} (this build reads {VERSION_BLAKE3} and {VERSION})")]
     UnknownVersion {
         /// The version found.
         found: u16,
@@ -140,6 +153,8 @@ pub enum DecodeError {
 /// A decoded entry, borrowing from the file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRef<'a> {
+    /// The format version it was written in.
+    pub version: u16,
     /// Expiry in Unix milliseconds, [`NEVER`] for none.
     pub expires_at: u64,
     /// The stored key.
@@ -162,15 +177,20 @@ impl EntryRef<'_> {
 /// Returned buffer has `HEADER_LEN + key.len()` bytes and spare capacity for
 /// `spare` more, so small values can be appended without reallocation.
 pub fn encode_head(expires_at: u64, key: &str, value: &[u8], spare: usize) -> Vec<u8> {
+    encode_head_as(VERSION, expires_at, key, value, spare)
+}
+
+/// [`encode_head`] in format version `version` (1 or 2).
+fn encode_head_as(version: u16, expires_at: u64, key: &str, value: &[u8], spare: usize) -> Vec<u8> {
     let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
     let mut buf = Vec::with_capacity(HEADER_LEN + key.len() + spare);
     buf.extend_from_slice(&MAGIC);
-    buf.extend_from_slice(&VERSION.to_le_bytes());
+    buf.extend_from_slice(&version.to_le_bytes());
     buf.extend_from_slice(&0u16.to_le_bytes());
     buf.extend_from_slice(&expires_at.to_le_bytes());
     buf.extend_from_slice(&key_len.to_le_bytes());
     buf.extend_from_slice(&(value.len() as u64).to_le_bytes());
-    let checksum = checksum(&buf[..CHECKED_HEADER_LEN], key.as_bytes(), value);
+    let checksum = checksum(version, &buf[..CHECKED_HEADER_LEN], key.as_bytes(), value);
     buf.extend_from_slice(&checksum);
     buf.extend_from_slice(key.as_bytes());
     buf
@@ -178,7 +198,13 @@ pub fn encode_head(expires_at: u64, key: &str, value: &[u8], spare: usize) -> Ve
 
 /// Encodes a whole entry into one buffer.
 pub fn encode(expires_at: u64, key: &str, value: &[u8]) -> Vec<u8> {
-    let mut buf = encode_head(expires_at, key, value, value.len());
+    encode_as(VERSION, expires_at, key, value)
+}
+
+/// Encodes a whole entry in format version `version` (1 or 2): what an
+/// older build wrote, for tests and the fuzz properties.
+pub fn encode_as(version: u16, expires_at: u64, key: &str, value: &[u8]) -> Vec<u8> {
+    let mut buf = encode_head_as(version, expires_at, key, value, value.len());
     buf.extend_from_slice(value);
     buf
 }
@@ -186,6 +212,8 @@ pub fn encode(expires_at: u64, key: &str, value: &[u8]) -> Vec<u8> {
 /// The fixed header of an entry, checked for everything but the checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
+    /// The format version.
+    pub version: u16,
     /// Expiry in Unix milliseconds, [`NEVER`] for none.
     pub expires_at: u64,
     /// Length of the key in bytes.
@@ -219,7 +247,7 @@ pub fn decode_head(bytes: &[u8], file_len: u64) -> Result<Head, DecodeError> {
         return Err(DecodeError::BadMagic { found: magic });
     }
     let version = u16::from_le_bytes(array(&header[4..6]));
-    if version != VERSION {
+    if version != VERSION && version != VERSION_BLAKE3 {
         return Err(DecodeError::UnknownVersion { found: version });
     }
     let flags = u16::from_le_bytes(array(&header[6..8]));
@@ -236,6 +264,7 @@ pub fn decode_head(bytes: &[u8], file_len: u64) -> Result<Head, DecodeError> {
         });
     }
     Ok(Head {
+        version,
         expires_at: u64::from_le_bytes(array(&header[8..16])),
         key_len: key_len as usize,
         value_len,
@@ -253,11 +282,12 @@ pub fn decode(bytes: &[u8]) -> Result<EntryRef<'_>, DecodeError> {
     let value_offset = HEADER_LEN + head.key_len;
     let key = &bytes[HEADER_LEN..value_offset];
     let value = &bytes[value_offset..];
-    if checksum(&bytes[..CHECKED_HEADER_LEN], key, value) != head.checksum {
+    if checksum(head.version, &bytes[..CHECKED_HEADER_LEN], key, value) != head.checksum {
         return Err(DecodeError::BadChecksum);
     }
     let key = std::str::from_utf8(key).map_err(|_| DecodeError::KeyNotUtf8)?;
     Ok(EntryRef {
+        version: head.version,
         expires_at: head.expires_at,
         key,
         value_offset,
@@ -298,7 +328,7 @@ pub const LOCK_LEN: usize = 32;
 pub fn encode_lock(owner: [u8; 16], acquired_at_ms: u64) -> [u8; LOCK_LEN] {
     let mut out = [0u8; LOCK_LEN];
     out[0..4].copy_from_slice(&LOCK_MAGIC);
-    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[4..6].copy_from_slice(&LOCK_VERSION.to_le_bytes());
     out[8..24].copy_from_slice(&owner);
     out[24..32].copy_from_slice(&acquired_at_ms.to_le_bytes());
     out
@@ -306,7 +336,9 @@ pub fn encode_lock(owner: [u8; 16], acquired_at_ms: u64) -> [u8; LOCK_LEN] {
 
 /// The owner token of a lock file's content, if it is a whole lock file.
 pub fn lock_owner(bytes: &[u8]) -> Option<[u8; 16]> {
-    if bytes.len() != LOCK_LEN || bytes[0..4] != LOCK_MAGIC || bytes[4..6] != VERSION.to_le_bytes()
+    if bytes.len() != LOCK_LEN
+        || bytes[0..4] != LOCK_MAGIC
+        || bytes[4..6] != LOCK_VERSION.to_le_bytes()
     {
         return None;
     }
@@ -367,7 +399,7 @@ pub fn encode_census(record: &CensusRecord) -> [u8; CENSUS_LEN] {
     for (field, value) in changes.zip(record.shard_changes.iter().flatten()) {
         field.copy_from_slice(&value.to_le_bytes());
     }
-    let sum = checksum(&out[..CENSUS_SUM_AT], b"", b"");
+    let sum = keyed_blake3(&out[..CENSUS_SUM_AT], b"", b"");
     out[CENSUS_SUM_AT..].copy_from_slice(&sum[..8]);
     out
 }
@@ -380,7 +412,7 @@ pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
         || bytes[4..6] != CENSUS_VERSION.to_le_bytes()
         || bytes[6] > 1
         || bytes[7] != 0
-        || bytes[CENSUS_SUM_AT..] != checksum(&bytes[..CENSUS_SUM_AT], b"", b"")[..8]
+        || bytes[CENSUS_SUM_AT..] != keyed_blake3(&bytes[..CENSUS_SUM_AT], b"", b"")[..8]
     {
         return None;
     }
@@ -418,11 +450,26 @@ pub fn is_expired(expires_at: u64, now_ms: u64) -> bool {
     expires_at != NEVER && now_ms >= expires_at
 }
 
-fn checksum(checked_header: &[u8], key: &[u8], value: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let mut hasher = blake3::Hasher::new_keyed(&CHECKSUM_KEY);
+/// The checksum of format version `version` over the checked header, key and
+/// value.
+fn checksum(version: u16, checked_header: &[u8], key: &[u8], value: &[u8]) -> [u8; CHECKSUM_LEN] {
+    if version == VERSION_BLAKE3 {
+        return keyed_blake3(checked_header, key, value);
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(CHECKSUM_SEED);
     hasher.update(checked_header);
     hasher.update(key);
     hasher.update(value);
+    hasher.digest128().to_le_bytes()
+}
+
+/// The first 16 bytes of blake3 keyed with the checksum key over the parts:
+/// the checksum of entry format version 1, and of the census file.
+fn keyed_blake3(first: &[u8], second: &[u8], third: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut hasher = blake3::Hasher::new_keyed(&CHECKSUM_KEY);
+    hasher.update(first);
+    hasher.update(second);
+    hasher.update(third);
     let mut out = [0u8; CHECKSUM_LEN];
     hasher.finalize_xof().fill(&mut out);
     out
@@ -439,10 +486,33 @@ fn array<const N: usize>(slice: &[u8]) -> [u8; N] {
 mod tests {
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     #[test]
     fn encoded_example_is_pinned_byte_for_byte() {
         let bytes = encode(0x0102_0304_0506_0708, "ké", b"v!");
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = concat!(
+            "46434143",                         // magic "FCAC"
+            "0200",                             // version 2
+            "0000",                             // flags
+            "0807060504030201",                 // expires_at
+            "03000000",                         // key_len: "ké" is 3 UTF-8 bytes
+            "0200000000000000",                 // value_len 2
+            "dd5061e34fb63960ecc2eb409c1e8827", // XXH3-128, seed "fcachev2"
+            "6bc3a9",                           // key
+            "7621",                             // value
+        );
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(decode(&bytes).map(|entry| entry.version), Ok(VERSION));
+    }
+
+    /// Entries of format version 1 (blake3 checksum), as older builds wrote
+    /// them, are still read.
+    #[test]
+    fn version_one_entries_are_read() {
+        let bytes = encode_as(VERSION_BLAKE3, 0x0102_0304_0506_0708, "ké", b"v!");
         let expected = concat!(
             "46434143",                         // magic "FCAC"
             "0100",                             // version 1
@@ -454,7 +524,15 @@ mod tests {
             "6bc3a9",                           // key
             "7621",                             // value
         );
-        assert_eq!(hex, expected);
+        assert_eq!(hex(&bytes), expected);
+        let entry = decode(&bytes).expect("a version 1 entry");
+        assert_eq!(
+            (entry.version, entry.key, entry.value),
+            (1, "ké", &b"v!"[..])
+        );
+        let mut damaged = bytes.clone();
+        damaged[45] ^= 1;
+        assert_eq!(decode(&damaged), Err(DecodeError::BadChecksum));
     }
 
     #[test]
@@ -519,7 +597,7 @@ mod tests {
         for (at, value) in [(6, 2), (7, 1)] {
             let mut unknown = bytes;
             unknown[at] = value;
-            let sum = checksum(&unknown[..CENSUS_SUM_AT], b"", b"");
+            let sum = keyed_blake3(&unknown[..CENSUS_SUM_AT], b"", b"");
             unknown[CENSUS_SUM_AT..].copy_from_slice(&sum[..8]);
             assert_eq!(decode_census(&unknown), None);
         }
@@ -548,8 +626,8 @@ mod tests {
         bad[0] = b'X';
         assert!(matches!(decode(&bad), Err(DecodeError::BadMagic { .. })));
         let mut bad = good.clone();
-        bad[4] = 2;
-        assert_eq!(decode(&bad), Err(DecodeError::UnknownVersion { found: 2 }));
+        bad[4] = 3;
+        assert_eq!(decode(&bad), Err(DecodeError::UnknownVersion { found: 3 }));
         let mut bad = good.clone();
         bad[6] = 1;
         assert_eq!(decode(&bad), Err(DecodeError::UnknownFlags { found: 1 }));

@@ -144,7 +144,8 @@ impl ShortName {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
-    fn push(&mut self, text: &str) {
+    /// Appends `text` (cut at 80 bytes in all).
+    pub fn push(&mut self, text: &str) {
         let start = usize::from(self.len);
         let end = (start + text.len()).min(self.bytes.len());
         self.bytes[start..end].copy_from_slice(&text.as_bytes()[..end - start]);

@@ -79,10 +79,9 @@ pub struct FileStore {
 impl FileStore {
     /// Opens the cache in `dir`, creating the directory (and its missing
     /// parents, private to the user unless [`Options::group_shared`]) if it
-    /// does not exist. Opening an existing cache costs an `open` of the
-    /// directory and a `stat` of its sweep stamp: nothing is listed. When the
-    /// last sweep of abandoned temporary and lock files is older than the
-    /// lease, this handle sweeps them.
+    /// does not exist. Opening an existing cache costs one `open` of the
+    /// directory: nothing is listed, read or written. (Abandoned temporary and
+    /// lock files are swept by writers: see the README's guarantees.)
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for bad options; an I/O error if the directory
@@ -95,7 +94,6 @@ impl FileStore {
         }
         let cache = CacheDir::open(root, options.access()).context("open cache directory", root)?;
         let cache = Arc::new(cache);
-        sweep::sweep_if_due(&cache, options.lease);
         Ok(Self {
             evictor: Evictor::open(&options, &cache)?,
             cache,
@@ -129,12 +127,16 @@ impl FileStore {
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let name = hash.file_name();
         let read = self
             .cache
-            .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
-                let (bytes, file, stat) = self.read_entry(dir, name.as_str())?;
-                Ok((bytes, file, stat, Arc::clone(dir)))
+            .open_entry(&hash)
+            .and_then(|opened| {
+                opened
+                    .map(|(file, dir)| {
+                        let (bytes, stat) = self.read_entry(&file)?;
+                        Ok((bytes, file, stat, dir))
+                    })
+                    .transpose()
             })
             .missing_ok();
         let (bytes, file, stat, dir) = match read {
@@ -161,21 +163,36 @@ impl FileStore {
         };
         bump(&self.counters.hits);
         if let Some(stat) = stat.filter(|stat| last_used_before(stat, TOUCH_INTERVAL)) {
-            // Best effort: a missed refresh only makes the entry look older to eviction.
-            let hint = format::expiry_hint(expires_ms);
-            if file.mark_used(&dir, name.as_str(), hint).is_ok()
-                && let Some(evictor) = &self.evictor
-            {
-                evictor.after_use(Record::own_use(
-                    hash,
-                    SystemTime::now(),
-                    expires_ms,
-                    stat.len,
-                ));
-            }
+            self.mark_used(&hash, &file, dir, expires_ms, stat.len);
         }
         // An exact-size copy: the read buffer is larger than most entries.
         Ok(Some(bytes[value_offset..].to_vec()))
+    }
+
+    /// Moves the last use of the entry of `hash`, open as `file` (in `dir`,
+    /// if the handle holds its shard), to now, and renews the evictor's
+    /// record of it. Best effort: a missed refresh only makes the entry look
+    /// older to eviction.
+    fn mark_used(
+        &self,
+        hash: &KeyHash,
+        file: &ReadFile,
+        dir: Option<Arc<Dir>>,
+        expires_ms: u64,
+        size: u64,
+    ) {
+        let shard = Sub::Shard(hash.shard());
+        let Some(dir) = dir.or_else(|| self.cache.sub(shard, Missing::Leave).ok().flatten()) else {
+            return;
+        };
+        let hint = format::expiry_hint(expires_ms);
+        if file
+            .mark_used(&dir, hash.file_name().as_str(), hint)
+            .is_ok()
+            && let Some(evictor) = &self.evictor
+        {
+            evictor.after_use(Record::own_use(*hash, SystemTime::now(), expires_ms, size));
+        }
     }
 
     /// Stores `value` under `key` until `expiry`, replacing any previous value.
@@ -233,11 +250,13 @@ impl FileStore {
     pub fn contains_key(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let name = hash.file_name();
         let read = self
             .cache
-            .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
-                read_head(dir, name.as_str(), key.len())
+            .open_entry(&hash)
+            .and_then(|opened| {
+                opened
+                    .map(|(file, _)| read_head(&file, key.len()))
+                    .transpose()
             })
             .missing_ok();
         let (head, file_len) = match read {
@@ -345,41 +364,30 @@ impl FileStore {
         self.insert(key, &bytes, expiry)
     }
 
-    /// Reads the entry file `name` in `dir` whole, with as few calls as it
-    /// takes: one read of [`FIRST_READ`] bytes holds most entries, and its
-    /// header says whether more is to come — so a hit costs an open, one read
-    /// and a close. With a size limit, the file is `stat`ed too, since its
-    /// modification time says whether to mark the entry used.
-    fn read_entry(
-        &self,
-        dir: &Dir,
-        name: &str,
-    ) -> io::Result<(Vec<u8>, ReadFile, Option<FileStat>)> {
-        let file = dir.open_file(name)?;
+    /// Reads an entry file whole, with as few calls as it takes: one read of
+    /// [`FIRST_READ`] bytes holds most entries, and its header says whether
+    /// more is to come — so a hit costs an open, one read and a close. With a
+    /// size limit, the file is `stat`ed too, since its modification time says
+    /// whether to mark the entry used.
+    fn read_entry(&self, file: &ReadFile) -> io::Result<(Vec<u8>, Option<FileStat>)> {
         if self.evictor.is_some() {
             let stat = file.stat()?;
-            let bytes = platform::read_whole(&file, stat.len)?;
-            return Ok((bytes, file, Some(stat)));
+            let bytes = platform::read_whole(file, stat.len)?;
+            return Ok((bytes, Some(stat)));
         }
-        let mut bytes = vec![0u8; FIRST_READ];
-        let mut filled = loop {
-            match file.read_at(&mut bytes, 0) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other?,
-            }
-        };
+        let mut bytes = file.read_vec(FIRST_READ, 0)?;
         let largest =
             HEADER_LEN as u64 + self.options.max_key_bytes as u64 + self.options.max_value_bytes;
         // A damaged header announcing more than any entry can hold is read no
         // further: the decoder refuses what was read.
-        if let Some(want) = format::announced_len(&bytes[..filled]).filter(|&want| want <= largest)
-            && want > filled as u64
+        if let Some(want) = format::announced_len(&bytes).filter(|&want| want <= largest)
+            && want > bytes.len() as u64
         {
-            bytes.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
-            filled = platform::fill(&file, &mut bytes, filled)?;
+            let rest = usize::try_from(want).unwrap_or(usize::MAX) - bytes.len();
+            let more = file.read_vec(rest, bytes.len() as u64)?;
+            bytes.extend_from_slice(&more);
         }
-        bytes.truncate(filled);
-        Ok((bytes, file, None))
+        Ok((bytes, None))
     }
 
     /// With a size limit, the size of the entry about to be written or removed
@@ -409,7 +417,7 @@ impl FileStore {
         written_at: SystemTime,
         replaced: Option<u64>,
     ) {
-        let writes = self.counters.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        let writes = self.counters.writes.fetch_add(1, Ordering::Relaxed);
         if writes % sweep::CHECK_EVERY == 0 {
             sweep::sweep_if_due(&self.cache, self.options.lease);
         }
@@ -512,13 +520,12 @@ fn last_used_before(stat: &FileStat, span: std::time::Duration) -> bool {
     stat.modified.elapsed().is_ok_and(|age| age > span)
 }
 
-/// Reads the header and the next `key_len` bytes of the file `name` in `dir`,
-/// with the file length.
-fn read_head(dir: &Dir, name: &str, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
-    let file = dir.open_file(name)?;
+/// Reads the header and the next `key_len` bytes of an entry file, with the
+/// file length.
+fn read_head(file: &ReadFile, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
     let file_len = file.stat()?.len;
     let mut head = vec![0u8; HEADER_LEN + key_len];
-    let filled = platform::fill(&file, &mut head, 0)?;
+    let filled = platform::fill(file, &mut head, 0)?;
     head.truncate(filled);
     Ok((head, file_len))
 }

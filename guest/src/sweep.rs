@@ -4,16 +4,17 @@
 //! Listing those directories at every `open` would make opening a cache cost
 //! two listings (a per-request wasm instance opens one on every request). So
 //! the sweep has a stamp: the file `swept` at the root, whose modification
-//! time is when the last sweep began. `open` `stat`s it, and sweeps only when
-//! it is older than the lease (or missing); a handle that lives long checks it
-//! again every [`CHECK_EVERY`] writes. The sweeper first moves the stamp to now,
-//! so that handles opened meanwhile do not sweep too.
+//! time is when the last sweep began. A handle `stat`s it at its first write,
+//! and again every [`CHECK_EVERY`] writes, and sweeps when it is older than the
+//! lease (or missing). The sweeper first moves the stamp to now, so that other
+//! handles do not sweep too. Opening a cache, and reading it, cost nothing of
+//! this: only writers leave such files behind, so writers clean up after them.
 //!
 //! So an abandoned file — one older than the lease — is removed by the first
-//! `open` (or the next check of a handle writing) that comes at least one lease
-//! after the last sweep: within two leases of its writer's death while the
-//! cache is in use. Younger files may belong to a writer still at work and are
-//! kept. A lock left by a dead holder does not wait for the sweep to stop
+//! write of a handle (or the next check of one that writes on) that comes at
+//! least one lease after the last sweep: within two leases of its writer's
+//! death while the cache is written to. Younger files may belong to a writer
+//! still at work and are kept. A lock left by a dead holder does not wait for the sweep to stop
 //! blocking its key: the next writer that wants the key reclaims it at once
 //! (see [`crate::exclusion`]). A sweep that fails (a read-only file system, a
 //! directory that cannot be listed) fails nothing else: it is tried again when
@@ -143,8 +144,8 @@ mod tests {
             .expect("age the file");
     }
 
-    /// A handle that stays open checks the stamp every `CHECK_EVERY` writes,
-    /// and sweeps once the last sweep is more than a lease ago.
+    /// A handle checks the stamp at its first write and every `CHECK_EVERY`
+    /// writes, and sweeps once the last sweep is more than a lease ago.
     #[test]
     fn a_long_lived_handle_sweeps_when_the_stamp_is_old() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -161,7 +162,7 @@ mod tests {
         fs::write(&stale, b"half an entry").expect("plant");
         age_file(&stale, Duration::from_secs(3600));
         age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
-        for i in 1..CHECK_EVERY - 1 {
+        for i in 1..CHECK_EVERY {
             store
                 .insert(&format!("k{i}"), b"v", Expiry::Never)
                 .expect("insert");

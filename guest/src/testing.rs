@@ -9,7 +9,7 @@ use crate::layout::{self, KeyHash};
 
 pub use crate::format::{
     CensusRecord, DecodeError, EntryRef, HEADER_LEN, NEVER, decode, decode_census, decode_head,
-    encode, encode_census, lock_owner,
+    encode, encode_as, encode_census, lock_owner,
 };
 
 /// The name of the census file at a cache's root.

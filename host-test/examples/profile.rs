@@ -1,6 +1,7 @@
 //! Repeats one operation many times, for profilers (`strace -c`, `perf`,
 //! `valgrind --tool=callgrind`): `cargo run --release -p filecache-host
-//! --example profile -- component|native get|insert|open [COUNT]`.
+//! --example profile -- component|native get|insert|open|instantiate|request [COUNT]`
+//! (`FC_VALUE_SIZE`: bytes per value, default 100; `FC_DIR`: where the cache goes).
 
 use std::time::Instant;
 
@@ -12,13 +13,19 @@ fn main() {
     let backend = args.first().map_or("component", String::as_str);
     let op = args.get(1).map_or("get", String::as_str);
     let count: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100_000);
-    let dir = std::env::temp_dir().join("filecache-profile");
+    let value_size: usize = std::env::var("FC_VALUE_SIZE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let dir = std::env::var_os("FC_DIR")
+        .map_or_else(|| std::env::temp_dir(), std::path::PathBuf::from)
+        .join("filecache-profile");
     let _ = std::fs::remove_dir_all(&dir);
     let options = Options::default();
     let native = FileStore::open(&dir, options.clone()).expect("open");
     for i in 0..100 {
         native
-            .insert(&format!("key {i}"), &[7u8; 100], Expiry::Never)
+            .insert(&format!("key {i}"), &vec![7u8; value_size], Expiry::Never)
             .expect("insert");
     }
     let runtime = CacheRuntime::new(HostConfig::default()).expect("runtime");
@@ -49,6 +56,10 @@ fn main() {
                 );
             }
             ("component", "instantiate") => drop(runtime.instantiate(&dir).expect("instantiate")),
+            ("component", "request") => {
+                let mut cache = runtime.open(&dir, &options).expect("open");
+                drop(cache.get(&key).expect("get"));
+            }
             ("component", "open") => {
                 let t = Instant::now();
                 let cache = runtime.open(&dir, &options).expect("open");

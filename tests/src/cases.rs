@@ -468,15 +468,20 @@ pub fn entry_of_another_key_is_a_miss<B: Backend>(backend: &B) {
     assert_eq!(cache.get("other").expect("get"), bytes_of("other's value"));
 }
 
+/// Temporary files older than the lease are swept by the first write of a
+/// handle that comes a lease after the last sweep (the stamp `swept` says
+/// when that was); opening and reading sweep nothing. Young and foreign files
+/// are kept, and none of them counts as an entry.
 pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let options = Options {
         lease: Duration::from_secs(60),
         ..Options::default()
     };
-    drop(open_with(backend, dir.path(), &options));
+    let mut first = open_with(backend, dir.path(), &options);
+    first.insert("k0", b"v", Expiry::Never).expect("insert");
+    drop(first);
     let tmp = dir.path().join("tmp");
-    fs::create_dir_all(&tmp).expect("tmp dir");
     let stale = tmp.join("0123456789abcdef-fedcba9876543210.tmp");
     let fresh = tmp.join("0123456789abcdef-0000000000000001.tmp");
     let foreign = tmp.join("not-ours.tmp");
@@ -491,12 +496,26 @@ pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
             .and_then(|f| f.set_modified(old))
             .expect("age the file");
     }
+    let mut cache = open_with(backend, dir.path(), &options);
+    assert_eq!(cache.get("k0").expect("get"), bytes_of("v"));
+    cache.insert("k1", b"v", Expiry::Never).expect("insert");
+    assert!(
+        stale.exists(),
+        "the last sweep is younger than the lease: nothing is swept"
+    );
     // The stamp says the last sweep was more than a lease ago.
     age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
     let mut cache = open_with(backend, dir.path(), &options);
+    assert!(stale.exists(), "opening sweeps nothing");
+    assert_eq!(
+        cache.approx_size().expect("size"),
+        2,
+        "temp files are not entries"
+    );
+    cache.insert("k2", b"v", Expiry::Never).expect("insert");
     assert!(
         !stale.exists(),
-        "a temp file older than the lease is swept at open"
+        "a temp file older than the lease is swept by the first write"
     );
     assert!(
         fresh.exists(),
@@ -506,13 +525,7 @@ pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
         foreign.exists(),
         "a file not named like ours is not touched"
     );
-    assert_eq!(
-        cache.approx_size().expect("size"),
-        0,
-        "temp files are not entries"
-    );
-    cache.insert("k", b"v", Expiry::Never).expect("insert");
-    assert_eq!(cache.approx_size().expect("size"), 1);
+    assert_eq!(cache.approx_size().expect("size"), 3);
 }
 
 pub fn clear_leaves_foreign_files<B: Backend>(backend: &B) {
@@ -916,16 +929,18 @@ pub fn abandoned_lock_is_reclaimed_after_the_lease<B: Backend>(backend: &B) {
     assert_eq!(files_in(dir.path(), "tmp"), 0, "nothing left aside");
 }
 
-/// Abandoned lock files are swept by the first open that comes a lease after
-/// the last sweep (the stamp `swept` says when that was); an open before that
-/// lists nothing and leaves them; live and foreign lock files are kept.
-pub fn abandoned_files_are_swept_at_open<B: Backend>(backend: &B) {
+/// Abandoned lock files are swept by the first write of a handle that comes
+/// a lease after the last sweep (the stamp `swept` says when that was); live
+/// and foreign lock files are kept.
+pub fn abandoned_locks_are_swept_by_writers<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let options = Options {
         lease: Duration::from_secs(60),
         ..Options::default()
     };
-    drop(open_with(backend, dir.path(), &options));
+    let mut first = open_with(backend, dir.path(), &options);
+    first.insert("k0", b"v", Expiry::Never).expect("insert");
+    drop(first);
     let old_lock = lock_path(dir.path(), "dead");
     let young_lock = lock_path(dir.path(), "busy");
     let foreign = dir.path().join("locks").join("notes.lock");
@@ -936,14 +951,20 @@ pub fn abandoned_files_are_swept_at_open<B: Backend>(backend: &B) {
     for path in [&old_lock, &foreign] {
         age_file(path, Duration::from_secs(3600));
     }
-    drop(open_with(backend, dir.path(), &options));
+    let mut cache = open_with(backend, dir.path(), &options);
+    cache.insert("k1", b"v", Expiry::Never).expect("insert");
     assert!(
         old_lock.exists(),
-        "the last sweep is younger than the lease: open sweeps nothing"
+        "the last sweep is younger than the lease: nothing is swept"
     );
     age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
-    drop(open_with(backend, dir.path(), &options));
-    assert!(!old_lock.exists(), "an abandoned lock is swept at open");
+    let mut cache = open_with(backend, dir.path(), &options);
+    assert!(old_lock.exists(), "opening sweeps nothing");
+    cache.insert("k2", b"v", Expiry::Never).expect("insert");
+    assert!(
+        !old_lock.exists(),
+        "an abandoned lock is swept by the first write"
+    );
     assert!(young_lock.exists(), "a live one is kept");
     assert!(foreign.exists(), "a foreign file is kept");
 }

@@ -228,7 +228,7 @@ define_suite!(
         atomic_operations_leave_no_lock_files,
         held_lock_makes_atomic_operations_busy,
         abandoned_lock_is_reclaimed_after_the_lease,
-        abandoned_files_are_swept_at_open,
+        abandoned_locks_are_swept_by_writers,
         concurrent_increments_are_exact,
         concurrent_adds_have_one_winner,
         vanished_directory_is_recreated_or_reported,

@@ -86,10 +86,7 @@ pub(crate) struct FileStat {
 /// it takes, no probe past the end.
 pub(crate) fn read_whole(file: &ReadFile, len: u64) -> io::Result<Vec<u8>> {
     let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-    let mut bytes = vec![0u8; len];
-    let filled = fill(file, &mut bytes, 0)?;
-    bytes.truncate(filled);
-    Ok(bytes)
+    file.read_vec(len, 0)
 }
 
 /// Reads into `bytes[from..]` until the buffer is full or the file ends;

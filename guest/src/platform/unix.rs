@@ -112,6 +112,41 @@ impl Dir {
         }
     }
 
+    /// Opens the file at the relative `path` (of a few components) for
+    /// reading, following no link on the way (`RESOLVE_NO_SYMLINKS`): one
+    /// call where opening each directory on the way would take one more.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn open_file_below(&self, path: &str) -> io::Result<ReadFile> {
+        use rustix::fs::ResolveFlags;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+        match rustix::fs::openat2(&self.fd, path, flags, Mode::empty(), resolve) {
+            Ok(fd) => Ok(ReadFile {
+                file: File::from(fd),
+            }),
+            Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::XDEV => {
+                Err(refused_link(&e.into()))
+            }
+            // A kernel older than `openat2` (5.6): one directory at a time.
+            Err(e) if e == rustix::io::Errno::NOSYS => self.open_file_stepwise(path),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the file at the relative `path` for reading, one directory at a
+    /// time, following no link.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn open_file_below(&self, path: &str) -> io::Result<ReadFile> {
+        self.open_file_stepwise(path)
+    }
+
+    fn open_file_stepwise(&self, path: &str) -> io::Result<ReadFile> {
+        match path.split_once('/') {
+            Some((dir, rest)) => self.open_dir(dir)?.open_file_stepwise(rest),
+            None => self.open_file(path),
+        }
+    }
+
     /// `stat`s `name` (a link itself, not what it points to).
     pub(crate) fn stat(&self, name: &str) -> io::Result<FileStat> {
         let stat = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
@@ -214,6 +249,29 @@ impl ReadFile {
     /// `stat`s the open file.
     pub(crate) fn stat(&self) -> io::Result<FileStat> {
         Ok(file_stat(&rustix::fs::fstat(&self.file)?))
+    }
+
+    /// Reads up to `len` bytes at `offset` into a new vector. A read shorter
+    /// than asked is the end of the file: cache files are never written in
+    /// place once published.
+    pub(crate) fn read_vec(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.read_at(&mut bytes[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled < len {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
+        Ok(bytes)
     }
 
     /// Reads into `buf` at `offset` (`pread`).

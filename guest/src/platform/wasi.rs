@@ -35,27 +35,48 @@ use super::{Access, FileStat, refused_dir_link, refused_link};
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
 pub(crate) struct Dir {
-    descriptor: Descriptor,
+    handle: Handle,
     path: PathBuf,
+}
+
+/// How a [`Dir`] holds its descriptor.
+#[derive(Debug)]
+enum Handle {
+    /// A descriptor of its own.
+    Own(Descriptor),
+    /// The preopened directory with this index: a cache whose directory is
+    /// the preopen itself (the usual setup) costs no `open-at` to open.
+    Preopen(usize),
 }
 
 impl Dir {
     /// Opens the directory `path`, which must lie inside a preopened directory
     /// (links in it are followed: the user named it).
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        let descriptor = preopens::with_parent(path, |preopen, relative| {
-            open_dir_at(preopen, PathFlags::SYMLINK_FOLLOW, relative)
+        let handle = preopens::with_parent(path, |index, preopen, relative| {
+            if relative == "." {
+                return Ok(Handle::Preopen(index));
+            }
+            open_dir_at(preopen, PathFlags::SYMLINK_FOLLOW, relative).map(Handle::Own)
         })?;
         Ok(Self {
-            descriptor,
+            handle,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Calls `op` with the directory's descriptor.
+    fn with<T>(&self, op: impl FnOnce(&Descriptor) -> T) -> T {
+        match &self.handle {
+            Handle::Own(descriptor) => op(descriptor),
+            Handle::Preopen(index) => preopens::with_preopen(*index, op),
+        }
     }
 
     /// Creates the directory `path` and any missing parents (WASI has no
     /// modes: the host decides).
     pub(crate) fn create_all(path: &Path, _access: Access) -> io::Result<()> {
-        preopens::with_parent(path, |preopen, relative| {
+        preopens::with_parent(path, |_, preopen, relative| {
             let mut partial = String::new();
             for component in relative.split('/').filter(|c| !c.is_empty() && *c != ".") {
                 if !partial.is_empty() {
@@ -78,9 +99,9 @@ impl Dir {
 
     /// Opens the subdirectory `name`; a symbolic link is refused.
     pub(crate) fn open_dir(&self, name: &str) -> io::Result<Self> {
-        match open_dir_at(&self.descriptor, PathFlags::empty(), name) {
+        match self.with(|dir| open_dir_at(dir, PathFlags::empty(), name)) {
             Ok(descriptor) => Ok(Self {
-                descriptor,
+                handle: Handle::Own(descriptor),
                 path: self.path.join(name),
             }),
             Err(code @ (ErrorCode::Loop | ErrorCode::NotDirectory)) => {
@@ -92,8 +113,7 @@ impl Dir {
 
     /// Creates the subdirectory `name`.
     pub(crate) fn create_dir(&self, name: &str, _access: Access) -> io::Result<()> {
-        self.descriptor
-            .create_directory_at(name)
+        self.with(|dir| dir.create_directory_at(name))
             .map_err(to_io_error)
     }
 
@@ -101,55 +121,65 @@ impl Dir {
     /// `write` alone: see the module docs).
     pub(crate) fn create_new(&self, name: &str, _access: Access) -> io::Result<NewFile> {
         let descriptor = self
-            .descriptor
-            .open_at(
-                PathFlags::empty(),
-                name,
-                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                DescriptorFlags::WRITE,
-            )
+            .with(|dir| {
+                dir.open_at(
+                    PathFlags::empty(),
+                    name,
+                    OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                    DescriptorFlags::WRITE,
+                )
+            })
             .map_err(to_io_error)?;
         Ok(NewFile { descriptor })
     }
 
     /// Opens the file `name` for reading; a symbolic link is refused.
     pub(crate) fn open_file(&self, name: &str) -> io::Result<ReadFile> {
-        match self.descriptor.open_at(
-            PathFlags::empty(),
-            name,
-            OpenFlags::empty(),
-            DescriptorFlags::READ,
-        ) {
+        let opened = self.with(|dir| {
+            dir.open_at(
+                PathFlags::empty(),
+                name,
+                OpenFlags::empty(),
+                DescriptorFlags::READ,
+            )
+        });
+        match opened {
             Ok(descriptor) => Ok(ReadFile { descriptor }),
             Err(ErrorCode::Loop) => Err(refused_link(&to_io_error(ErrorCode::Loop))),
             Err(code) => Err(to_io_error(code)),
         }
     }
 
+    /// Opens the file at the relative `path` (of a few components) for
+    /// reading: one `open-at` where opening each directory on the way would
+    /// take one more. The host resolves the path within its sandbox; the last
+    /// component is not followed if it is a link.
+    pub(crate) fn open_file_below(&self, path: &str) -> io::Result<ReadFile> {
+        self.open_file(path)
+    }
+
     /// `stat`s `name` (a link itself, not what it points to).
     pub(crate) fn stat(&self, name: &str) -> io::Result<FileStat> {
-        self.descriptor
-            .stat_at(PathFlags::empty(), name)
+        self.with(|dir| dir.stat_at(PathFlags::empty(), name))
             .map(|stat| file_stat(&stat))
             .map_err(to_io_error)
     }
 
     /// Removes the file (or link) `name`.
     pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
-        self.descriptor.unlink_file_at(name).map_err(to_io_error)
+        self.with(|dir| dir.unlink_file_at(name))
+            .map_err(to_io_error)
     }
 
     /// Renames `name` to `to_name` in `to`, replacing what is there atomically.
     pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
-        self.descriptor
-            .rename_at(name, &to.descriptor, to_name)
+        self.with(|dir| to.with(|to| dir.rename_at(name, to, to_name)))
             .map_err(to_io_error)
     }
 
     /// Links `name` as `to_name` in `to`; fails if `to_name` exists.
     pub(crate) fn hard_link(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
-        self.descriptor
-            .link_at(PathFlags::empty(), name, &to.descriptor, to_name)
+        self.with(|dir| to.with(|to| dir.link_at(PathFlags::empty(), name, to, to_name)))
             .map_err(to_io_error)
     }
 
@@ -161,14 +191,16 @@ impl Dir {
         accessed: SystemTime,
         modified: SystemTime,
     ) -> io::Result<()> {
-        self.descriptor
-            .set_times_at(
+        let (accessed, modified) = (datetime(accessed)?, datetime(modified)?);
+        self.with(|dir| {
+            dir.set_times_at(
                 PathFlags::empty(),
                 name,
-                NewTimestamp::Timestamp(datetime(accessed)?),
-                NewTimestamp::Timestamp(datetime(modified)?),
+                NewTimestamp::Timestamp(accessed),
+                NewTimestamp::Timestamp(modified),
             )
-            .map_err(to_io_error)
+        })
+        .map_err(to_io_error)
     }
 
     /// Calls `visit` with the name of every entry, in the order the host lists
@@ -176,7 +208,7 @@ impl Dir {
     /// listing with `no-entry` when one vanishes meanwhile; callers take such a
     /// listing again.
     pub(crate) fn list(&self, mut visit: impl FnMut(&OsStr)) -> io::Result<()> {
-        let entries = self.descriptor.read_directory().map_err(to_io_error)?;
+        let entries = self.with(|dir| dir.read_directory()).map_err(to_io_error)?;
         while let Some(entry) = entries.read_directory_entry().map_err(to_io_error)? {
             visit(OsStr::new(&entry.name));
         }
@@ -185,12 +217,12 @@ impl Dir {
 
     /// Flushes the directory's entries to stable storage.
     pub(crate) fn sync(&self) -> io::Result<()> {
-        self.descriptor.sync().map_err(to_io_error)
+        self.with(|dir| dir.sync()).map_err(to_io_error)
     }
 
     /// Whether the directory was removed since it was opened.
     pub(crate) fn is_removed(&self) -> io::Result<bool> {
-        let stat = self.descriptor.stat().map_err(to_io_error)?;
+        let stat = self.with(|dir| dir.stat()).map_err(to_io_error)?;
         Ok(stat.link_count == 0)
     }
 }
@@ -218,6 +250,33 @@ impl ReadFile {
             .stat()
             .map(|stat| file_stat(&stat))
             .map_err(to_io_error)
+    }
+
+    /// Reads up to `len` bytes at `offset` into a new vector: one
+    /// `descriptor.read` host call, the host handing the bytes over in a
+    /// vector of its own (nothing is zeroed or copied first). A read shorter
+    /// than asked is the end of the file: cache files are never written in
+    /// place once published.
+    pub(crate) fn read_vec(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        while bytes.len() < len {
+            let want = (len - bytes.len()) as u64;
+            let (chunk, _end) = self
+                .descriptor
+                .read(want, offset + bytes.len() as u64)
+                .map_err(to_io_error)?;
+            let short = (chunk.len() as u64) < want;
+            if bytes.is_empty() {
+                bytes = chunk;
+            } else {
+                bytes.extend_from_slice(&chunk);
+            }
+            if short {
+                break;
+            }
+        }
+        bytes.truncate(len);
+        Ok(bytes)
     }
 
     /// Reads into `buf` at `offset`: one `descriptor.read` host call.
@@ -357,12 +416,17 @@ mod preopens {
             wasip2::filesystem::preopens::get_directories();
     }
 
-    /// Calls `op` with the preopen that holds `path` and the path relative to
-    /// it. A relative path is looked up in a preopen named "." first, then from
-    /// the working directory, as wasi-libc does.
+    /// Calls `op` with the preopen with this index (one [`with_parent`] found).
+    pub(super) fn with_preopen<T>(index: usize, op: impl FnOnce(&Descriptor) -> T) -> T {
+        PREOPENS.with(|preopens| op(&preopens[index].0))
+    }
+
+    /// Calls `op` with the preopen that holds `path` (its index, and itself)
+    /// and the path relative to it. A relative path is looked up in a preopen
+    /// named "." first, then from the working directory, as wasi-libc does.
     pub(super) fn with_parent<T>(
         path: &Path,
-        op: impl FnOnce(&Descriptor, &str) -> Result<T, ErrorCode>,
+        op: impl FnOnce(usize, &Descriptor, &str) -> Result<T, ErrorCode>,
     ) -> io::Result<T> {
         let text = path
             .to_str()
@@ -379,46 +443,48 @@ mod preopens {
                 Some(absolute) => in_dot_preopen(preopens, text)
                     .or_else(|| under_absolute_preopen(preopens, absolute)),
             };
-            let (dir, relative) = found.ok_or_else(|| {
+            let (index, relative) = found.ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     format!("{text} is not inside a preopened directory"),
                 )
             })?;
-            op(dir, relative).map_err(to_io_error)
+            op(index, &preopens[index].0, relative).map_err(to_io_error)
         })
     }
 
-    /// The preopen named "." and `relative` within it.
+    /// The index of the preopen named "." and `relative` within it.
     fn in_dot_preopen<'a>(
-        preopens: &'a [(Descriptor, String)],
+        preopens: &[(Descriptor, String)],
         relative: &'a str,
-    ) -> Option<(&'a Descriptor, &'a str)> {
-        let (dir, _) = preopens
+    ) -> Option<(usize, &'a str)> {
+        let index = preopens
             .iter()
-            .find(|(_, name)| name.trim_end_matches('/') == ".")?;
-        Some((dir, relative_or_dot(relative.trim_start_matches("./"))))
+            .position(|(_, name)| name.trim_end_matches('/') == ".")?;
+        Some((index, relative_or_dot(relative.trim_start_matches("./"))))
     }
 
-    /// The preopen holding the absolute `path` — the longest preopen name that
-    /// is `path` or a whole-component prefix of it — and the path relative to it.
+    /// The index of the preopen holding the absolute `path` — the longest
+    /// preopen name that is `path` or a whole-component prefix of it — and the
+    /// path relative to it.
     fn under_absolute_preopen<'a>(
-        preopens: &'a [(Descriptor, String)],
+        preopens: &[(Descriptor, String)],
         path: &'a str,
-    ) -> Option<(&'a Descriptor, &'a str)> {
+    ) -> Option<(usize, &'a str)> {
         preopens
             .iter()
-            .filter_map(|(dir, name)| {
+            .enumerate()
+            .filter_map(|(index, (_, name))| {
                 let name = match name.trim_end_matches('/') {
                     "" if name.starts_with('/') => "/",
                     trimmed => trimmed,
                 };
                 let rest = path.strip_prefix(name)?;
                 let whole = name == "/" || rest.is_empty() || rest.starts_with('/');
-                (name.starts_with('/') && whole).then_some((name.len(), dir, rest))
+                (name.starts_with('/') && whole).then_some((name.len(), index, rest))
             })
             .max_by_key(|(len, _, _)| *len)
-            .map(|(_, dir, rest)| (dir, relative_or_dot(rest.trim_start_matches('/'))))
+            .map(|(_, index, rest)| (index, relative_or_dot(rest.trim_start_matches('/'))))
     }
 
     fn relative_or_dot(rest: &str) -> &str {

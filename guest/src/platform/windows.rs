@@ -80,6 +80,15 @@ impl Dir {
         })
     }
 
+    /// Opens the file at the relative `path` for reading, one directory at a
+    /// time (each checked not to be a link).
+    pub(crate) fn open_file_below(&self, path: &str) -> io::Result<ReadFile> {
+        match path.split_once('/') {
+            Some((dir, rest)) => self.open_dir(dir)?.open_file_below(rest),
+            None => self.open_file(path),
+        }
+    }
+
     /// `stat`s `name` (a link itself, not what it points to).
     pub(crate) fn stat(&self, name: &str) -> io::Result<FileStat> {
         std::fs::symlink_metadata(self.path.join(name)).map(|meta| file_stat(&meta))
@@ -163,6 +172,29 @@ impl ReadFile {
     /// `stat`s the open file.
     pub(crate) fn stat(&self) -> io::Result<FileStat> {
         self.file.metadata().map(|meta| file_stat(&meta))
+    }
+
+    /// Reads up to `len` bytes at `offset` into a new vector. A read shorter
+    /// than asked is the end of the file: cache files are never written in
+    /// place once published.
+    pub(crate) fn read_vec(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.read_at(&mut bytes[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled < len {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
+        Ok(bytes)
     }
 
     /// Reads into `buf` at `offset`.
