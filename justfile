@@ -1,15 +1,18 @@
 # filecache recipes. `just` alone lists them.
 
+# Release wasm builds without debug info (keeping symbol names), as host-test/build.rs builds them.
+lean := "CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo"
+
 # List the recipes.
 default:
     @just --list
 
-# Build the native crates and the wasm components into target/components/.
+# Build the native crates and the wasm components into target/components/ (without debug info, as shipped).
 build:
     cargo build --workspace
-    cargo build --release --target wasm32-wasip2 -p filecache --lib --features component --target-dir target/wasm-component
-    cargo build --release --target wasm32-wasip2 -p filecache --lib --features keyvalue --target-dir target/wasm-keyvalue
-    cargo build --release --target wasm32-wasip2 -p filecache --bin filecache-cli --target-dir target/wasm-cli
+    {{lean}} cargo build --release --target wasm32-wasip2 -p filecache --lib --features component --target-dir target/wasm-component
+    {{lean}} cargo build --release --target wasm32-wasip2 -p filecache --lib --features keyvalue --target-dir target/wasm-keyvalue
+    {{lean}} cargo build --release --target wasm32-wasip2 -p filecache --bin filecache-cli --target-dir target/wasm-cli
     mkdir -p target/components
     cp target/wasm-component/wasm32-wasip2/release/filecache.wasm target/components/filecache.wasm
     cp target/wasm-keyvalue/wasm32-wasip2/release/filecache.wasm target/components/filecache-keyvalue.wasm
@@ -24,16 +27,28 @@ demo dir="demo-cache":
 test:
     cargo test --workspace
 
-# Formatting and lints, as CI checks them (native and wasm32-wasip2).
+# Formatting, lints and docs, as CI checks them (native, wasm32-wasip2, and a Windows build check).
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+    rustup target add x86_64-pc-windows-gnu
+    cargo check -p filecache --features cot --target x86_64-pc-windows-gnu
     cargo clippy --release --target wasm32-wasip2 -p filecache --lib --bins --features component --target-dir target/wasm-lint -- -D warnings
     cargo clippy --release --target wasm32-wasip2 -p filecache --lib --features keyvalue --target-dir target/wasm-lint -- -D warnings
 
 # The torture tests at full strength: more processes, instances, operations and kills.
 torture:
     FILECACHE_TORTURE=long cargo test --release -p filecache-conformance --test torture -- --nocapture --test-threads 1
+
+# The long bounded fill from a cold start, `runs` times (each drops the page cache first: needs root).
+torture-cold runs="10":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo test --release -p filecache-conformance --test torture --no-run
+    for i in $(seq 1 {{runs}}); do
+        FILECACHE_TORTURE=long FILECACHE_REQUIRE_COLD=1 cargo test --release -p filecache-conformance --test torture cold_start -- --nocapture 2>&1 | grep "bounded fill"
+    done
 
 # Fuzz the entry decoder and the command-line parsers, `secs` seconds each (cargo-fuzz).
 fuzz secs="600":
@@ -75,7 +90,7 @@ keyvalue root="kv-data":
 # The plugin example composed with the cache by `wac plug`, run twice under the wasmtime CLI (miss, then hit).
 plugin path="/hello": build
     wac --version || cargo install wac-cli --locked
-    cargo build --release --target wasm32-wasip2 -p filecache-plugin-example --target-dir target/wasm-plugin
+    {{lean}} cargo build --release --target wasm32-wasip2 -p filecache-plugin-example --target-dir target/wasm-plugin
     cp target/wasm-plugin/wasm32-wasip2/release/filecache_plugin_example.wasm target/components/plugin.wasm
     wac plug target/components/plugin.wasm --plug target/components/filecache.wasm -o target/components/plugin-composed.wasm
     mkdir -p plugin-cache

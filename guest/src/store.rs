@@ -375,7 +375,12 @@ impl FileStore {
             let bytes = platform::read_whole(file, stat.len)?;
             return Ok((bytes, Some(stat)));
         }
-        let mut bytes = file.read_vec(FIRST_READ, 0)?;
+        // One read: a short one is the whole file, or the header says what is
+        // left (a host that returns less than a header gets asked for the rest).
+        let mut bytes = file.read_some(FIRST_READ, 0)?;
+        if !bytes.is_empty() && bytes.len() < HEADER_LEN {
+            platform::read_more(file, &mut bytes, HEADER_LEN)?;
+        }
         let largest =
             HEADER_LEN as u64 + self.options.max_key_bytes as u64 + self.options.max_value_bytes;
         // A damaged header announcing more than any entry can hold is read no
@@ -383,9 +388,11 @@ impl FileStore {
         if let Some(want) = format::announced_len(&bytes).filter(|&want| want <= largest)
             && want > bytes.len() as u64
         {
-            let rest = usize::try_from(want).unwrap_or(usize::MAX) - bytes.len();
-            let more = file.read_vec(rest, bytes.len() as u64)?;
-            bytes.extend_from_slice(&more);
+            platform::read_more(
+                file,
+                &mut bytes,
+                usize::try_from(want).unwrap_or(usize::MAX),
+            )?;
         }
         Ok((bytes, None))
     }

@@ -86,7 +86,27 @@ pub(crate) struct FileStat {
 /// it takes, no probe past the end.
 pub(crate) fn read_whole(file: &ReadFile, len: u64) -> io::Result<Vec<u8>> {
     let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-    file.read_vec(len, 0)
+    let mut bytes = Vec::new();
+    read_more(file, &mut bytes, len)?;
+    Ok(bytes)
+}
+
+/// Appends to `bytes` (read so far from the start of the file) until it
+/// holds `len` bytes or the file ends: as many reads as it takes, since a read
+/// may return fewer bytes than asked before the end (a WASI host caps a read).
+pub(crate) fn read_more(file: &ReadFile, bytes: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    while bytes.len() < len {
+        let more = file.read_some(len - bytes.len(), bytes.len() as u64)?;
+        if more.is_empty() {
+            break;
+        }
+        if bytes.is_empty() {
+            *bytes = more;
+        } else {
+            bytes.extend_from_slice(&more);
+        }
+    }
+    Ok(())
 }
 
 /// Reads into `bytes[from..]` until the buffer is full or the file ends;

@@ -251,26 +251,17 @@ impl ReadFile {
         Ok(file_stat(&rustix::fs::fstat(&self.file)?))
     }
 
-    /// Reads up to `len` bytes at `offset` into a new vector. A read shorter
-    /// than asked is the end of the file: cache files are never written in
-    /// place once published.
-    pub(crate) fn read_vec(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    /// Reads up to `len` bytes at `offset` into a new vector: one read
+    /// (fewer bytes at the end of the file).
+    pub(crate) fn read_some(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
         let mut bytes = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match self.read_at(&mut bytes[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    if filled < len {
-                        break;
-                    }
-                }
+        let n = loop {
+            match self.read_at(&mut bytes, offset) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                other => break other?,
             }
-        }
-        bytes.truncate(filled);
+        };
+        bytes.truncate(n);
         Ok(bytes)
     }
 

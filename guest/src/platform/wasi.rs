@@ -45,8 +45,11 @@ enum Handle {
     /// A descriptor of its own.
     Own(Descriptor),
     /// The preopened directory with this index: a cache whose directory is
-    /// the preopen itself (the usual setup) costs no `open-at` to open.
-    Preopen(usize),
+    /// the preopen itself (the usual setup) costs no `open-at` to open. jco's
+    /// shim refuses `stat`, `sync` and `read-directory` on a preopen, so for
+    /// those (listings, removal checks, durable syncs: rare) the directory is
+    /// opened as `.` once, when first needed.
+    Preopen(usize, std::sync::OnceLock<Descriptor>),
 }
 
 impl Dir {
@@ -55,7 +58,7 @@ impl Dir {
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let handle = preopens::with_parent(path, |index, preopen, relative| {
             if relative == "." {
-                return Ok(Handle::Preopen(index));
+                return Ok(Handle::Preopen(index, std::sync::OnceLock::new()));
             }
             open_dir_at(preopen, PathFlags::SYMLINK_FOLLOW, relative).map(Handle::Own)
         })?;
@@ -69,7 +72,28 @@ impl Dir {
     fn with<T>(&self, op: impl FnOnce(&Descriptor) -> T) -> T {
         match &self.handle {
             Handle::Own(descriptor) => op(descriptor),
-            Handle::Preopen(index) => preopens::with_preopen(*index, op),
+            Handle::Preopen(index, _) => preopens::with_preopen(*index, op),
+        }
+    }
+
+    /// Calls `op` with a descriptor of the directory that is not a preopen
+    /// (see [`Handle::Preopen`]).
+    fn with_own<T>(&self, op: impl FnOnce(&Descriptor) -> Result<T, ErrorCode>) -> io::Result<T> {
+        match &self.handle {
+            Handle::Own(descriptor) => op(descriptor).map_err(to_io_error),
+            Handle::Preopen(index, dot) => {
+                if dot.get().is_none() {
+                    let opened = preopens::with_preopen(*index, |preopen| {
+                        open_dir_at(preopen, PathFlags::SYMLINK_FOLLOW, ".")
+                    })
+                    .map_err(to_io_error)?;
+                    let _ = dot.set(opened);
+                }
+                let descriptor = dot
+                    .get()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+                op(descriptor).map_err(to_io_error)
+            }
         }
     }
 
@@ -208,7 +232,7 @@ impl Dir {
     /// listing with `no-entry` when one vanishes meanwhile; callers take such a
     /// listing again.
     pub(crate) fn list(&self, mut visit: impl FnMut(&OsStr)) -> io::Result<()> {
-        let entries = self.with(|dir| dir.read_directory()).map_err(to_io_error)?;
+        let entries = self.with_own(|dir| dir.read_directory())?;
         while let Some(entry) = entries.read_directory_entry().map_err(to_io_error)? {
             visit(OsStr::new(&entry.name));
         }
@@ -217,12 +241,16 @@ impl Dir {
 
     /// Flushes the directory's entries to stable storage.
     pub(crate) fn sync(&self) -> io::Result<()> {
-        self.with(|dir| dir.sync()).map_err(to_io_error)
+        self.with_own(|dir| dir.sync())
     }
 
-    /// Whether the directory was removed since it was opened.
+    /// Whether the directory was removed since it was opened (a preopen is
+    /// the host's to keep: never).
     pub(crate) fn is_removed(&self) -> io::Result<bool> {
-        let stat = self.with(|dir| dir.stat()).map_err(to_io_error)?;
+        if let Handle::Preopen(..) = self.handle {
+            return Ok(false);
+        }
+        let stat = self.with_own(|dir| dir.stat())?;
         Ok(stat.link_count == 0)
     }
 }
@@ -254,28 +282,13 @@ impl ReadFile {
 
     /// Reads up to `len` bytes at `offset` into a new vector: one
     /// `descriptor.read` host call, the host handing the bytes over in a
-    /// vector of its own (nothing is zeroed or copied first). A read shorter
-    /// than asked is the end of the file: cache files are never written in
-    /// place once published.
-    pub(crate) fn read_vec(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        while bytes.len() < len {
-            let want = (len - bytes.len()) as u64;
-            let (chunk, _end) = self
-                .descriptor
-                .read(want, offset + bytes.len() as u64)
-                .map_err(to_io_error)?;
-            let short = (chunk.len() as u64) < want;
-            if bytes.is_empty() {
-                bytes = chunk;
-            } else {
-                bytes.extend_from_slice(&chunk);
-            }
-            if short {
-                break;
-            }
-        }
-        bytes.truncate(len);
+    /// vector of its own (nothing is zeroed or copied first). Fewer bytes at
+    /// the end of the file — or when the host caps a read.
+    pub(crate) fn read_some(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        let (bytes, _end) = self
+            .descriptor
+            .read(len as u64, offset)
+            .map_err(to_io_error)?;
         Ok(bytes)
     }
 
