@@ -255,20 +255,13 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::test_support::age_file;
 
     fn policy(lease_ms: u64, timeout_ms: u64) -> LockPolicy {
         LockPolicy {
             lease: Duration::from_millis(lease_ms),
             timeout: Duration::from_millis(timeout_ms),
         }
-    }
-
-    fn age_file(path: &Path, by: Duration) {
-        fs::File::options()
-            .write(true)
-            .open(path)
-            .and_then(|f| f.set_modified(SystemTime::now() - by))
-            .expect("age the lock file");
     }
 
     fn cache_in(dir: &Path) -> CacheDir {

@@ -490,49 +490,41 @@ mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// An example entry encoded in each format version, pinned byte for byte
+    /// (version 2's checksum agrees with Python's `xxhash.xxh3_128`), and
+    /// read back; the checksum catches a changed byte in both.
     #[test]
-    fn encoded_example_is_pinned_byte_for_byte() {
-        let bytes = encode(0x0102_0304_0506_0708, "ké", b"v!");
-        let expected = concat!(
-            "46434143",                         // magic "FCAC"
-            "0200",                             // version 2
-            "0000",                             // flags
-            "0807060504030201",                 // expires_at
-            "03000000",                         // key_len: "ké" is 3 UTF-8 bytes
-            "0200000000000000",                 // value_len 2
-            "dd5061e34fb63960ecc2eb409c1e8827", // XXH3-128, seed "fcachev2"
-            "6bc3a9",                           // key
-            "7621",                             // value
-        );
-        assert_eq!(hex(&bytes), expected);
-        assert_eq!(decode(&bytes).map(|entry| entry.version), Ok(VERSION));
-    }
-
-    /// Entries of format version 1 (blake3 checksum), as older builds wrote
-    /// them, are still read.
-    #[test]
-    fn version_one_entries_are_read() {
-        let bytes = encode_as(VERSION_BLAKE3, 0x0102_0304_0506_0708, "ké", b"v!");
-        let expected = concat!(
-            "46434143",                         // magic "FCAC"
-            "0100",                             // version 1
-            "0000",                             // flags
-            "0807060504030201",                 // expires_at
-            "03000000",                         // key_len: "ké" is 3 UTF-8 bytes
-            "0200000000000000",                 // value_len 2
-            "1a028d4522e7ab927390c281d25f581b", // keyed blake3, 16 bytes
-            "6bc3a9",                           // key
-            "7621",                             // value
-        );
-        assert_eq!(hex(&bytes), expected);
-        let entry = decode(&bytes).expect("a version 1 entry");
-        assert_eq!(
-            (entry.version, entry.key, entry.value),
-            (1, "ké", &b"v!"[..])
-        );
-        let mut damaged = bytes.clone();
-        damaged[45] ^= 1;
-        assert_eq!(decode(&damaged), Err(DecodeError::BadChecksum));
+    fn encoded_examples_are_pinned_byte_for_byte() {
+        let checksums = [
+            (VERSION, "dd5061e34fb63960ecc2eb409c1e8827"), // XXH3-128, seed "fcachev2"
+            (VERSION_BLAKE3, "1a028d4522e7ab927390c281d25f581b"), // keyed blake3, 16 bytes
+        ];
+        for (version, checksum) in checksums {
+            let bytes = encode_as(version, 0x0102_0304_0506_0708, "ké", b"v!");
+            let expected = [
+                "46434143",                   // magic "FCAC"
+                &hex(&version.to_le_bytes()), // version
+                "0000",                       // flags
+                "0807060504030201",           // expires_at
+                "03000000",                   // key_len: "ké" is 3 UTF-8 bytes
+                "0200000000000000",           // value_len 2
+                checksum,
+                "6bc3a9", // key
+                "7621",   // value
+            ]
+            .concat();
+            assert_eq!(hex(&bytes), expected, "version {version}");
+            let entry = decode(&bytes).expect("decodes");
+            assert_eq!(
+                (entry.version, entry.key, entry.value),
+                (version, "ké", &b"v!"[..])
+            );
+            let mut damaged = bytes.clone();
+            damaged[45] ^= 1;
+            assert_eq!(decode(&damaged), Err(DecodeError::BadChecksum));
+        }
+        assert_eq!(encode(1, "k", b"v"), encode_as(VERSION, 1, "k", b"v"));
+        assert_eq!(&hex(&VERSION.to_le_bytes()), "0200");
     }
 
     #[test]

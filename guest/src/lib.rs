@@ -34,10 +34,20 @@
 //!   process but not necessarily a power cut (the entry may be missing afterwards,
 //!   never torn). With it, the data and the directory are synced before `insert`
 //!   returns.
-//! - Expired entries are removed when `get` or `contains_key` meets them; temporary
-//!   files left by a writer that died are removed by `open` once older than the
-//!   lease ([`Options::lease`]).
+//! - Expired entries are removed when `get` or `contains_key` meets them (on
+//!   read-only media they stay, and read as misses); temporary and lock files
+//!   left by a writer that died are swept by writers once older than the lease
+//!   ([`Options::lease`]).
 //! - There are no OS file locks anywhere (WASI has none).
+//!
+//! # Security
+//! - The directories and files a cache creates are private to the user (`0700`,
+//!   `0600`) unless [`Options::group_shared`] says otherwise.
+//! - Below the directory it is given, the cache follows no symbolic link: a link
+//!   planted in place of one of its directories or files is refused or replaced,
+//!   never written through.
+//! - Entries are checksummed against damage, not authenticated: whoever can
+//!   write the cache directory can replace cached values.
 #![deny(missing_docs)]
 
 mod atomic;
@@ -55,6 +65,8 @@ mod race;
 mod scan;
 mod store;
 mod sweep;
+#[cfg(test)]
+mod test_support;
 
 #[doc(hidden)]
 pub mod cli;

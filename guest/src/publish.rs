@@ -9,6 +9,7 @@ use crate::cache_dir::{CacheDir, Sub};
 use crate::error::Result;
 use crate::format;
 use crate::layout::KeyHash;
+use crate::platform::Times;
 use crate::race::{self, Staged};
 
 /// Values up to this size are written with the header in a single `write`.
@@ -75,8 +76,11 @@ pub(crate) fn stage(
         // exactly. A file system that cannot store them costs eviction
         // precision, nothing else.
         written_at = SystemTime::now();
-        let hint = format::expiry_hint(entry.expires_at);
-        let _ = file.set_times(tmp, name, hint, written_at);
+        let times = Times {
+            accessed: format::expiry_hint(entry.expires_at),
+            modified: written_at,
+        };
+        let _ = file.set_times(tmp, name, times);
         if durable {
             file.sync_data()?;
         }

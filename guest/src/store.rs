@@ -127,26 +127,12 @@ impl FileStore {
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let read = self
-            .cache
-            .open_entry(&hash)
-            .and_then(|opened| {
-                opened
-                    .map(|(file, dir)| {
-                        let (bytes, stat) = self.read_entry(&file)?;
-                        Ok((bytes, file, stat, dir))
-                    })
-                    .transpose()
-            })
-            .missing_ok();
-        let (bytes, file, stat, dir) = match read {
-            Ok(Some(Some(read))) => read,
-            Ok(None | Some(None)) => return Ok(self.miss()),
-            Err(e) if platform::is_refused_link(&e) => {
-                self.retire(&hash, 0, Fault::Corrupt);
-                return Ok(self.miss());
-            }
-            Err(e) => return Err(Error::io("read entry", &self.cache.entry_path(&hash), e)),
+        let read = self.read_entry_file(&hash, |file, dir| {
+            let (bytes, stat) = self.read_entry(&file)?;
+            Ok((bytes, file, stat, dir))
+        })?;
+        let Some((bytes, file, stat, dir)) = read else {
+            return Ok(self.miss());
         };
         let size = bytes.len() as u64;
         let (value_offset, expires_ms) = match format::decode(&bytes) {
@@ -250,23 +236,9 @@ impl FileStore {
     pub fn contains_key(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
-        let read = self
-            .cache
-            .open_entry(&hash)
-            .and_then(|opened| {
-                opened
-                    .map(|(file, _)| read_head(&file, key.len()))
-                    .transpose()
-            })
-            .missing_ok();
-        let (head, file_len) = match read {
-            Ok(Some(Some(read))) => read,
-            Ok(None | Some(None)) => return Ok(false),
-            Err(e) if platform::is_refused_link(&e) => {
-                self.retire(&hash, 0, Fault::Corrupt);
-                return Ok(false);
-            }
-            Err(e) => return Err(Error::io("read entry", &self.cache.entry_path(&hash), e)),
+        let read = self.read_entry_file(&hash, |file, _| read_head(&file, key.len()))?;
+        let Some((head, file_len)) = read else {
+            return Ok(false);
         };
         match format::decode_head(&head, file_len) {
             Err(_) => {
@@ -364,6 +336,28 @@ impl FileStore {
         self.insert(key, &bytes, expiry)
     }
 
+    /// Opens the entry file of `hash` and has `read` read it (given the file
+    /// and its shard, if held); `None` if there is no such file. An entry
+    /// that is a symbolic link is damage: it is retired, and `None`.
+    fn read_entry_file<T>(
+        &self,
+        hash: &KeyHash,
+        read: impl FnOnce(ReadFile, Option<Arc<Dir>>) -> io::Result<T>,
+    ) -> Result<Option<T>> {
+        let opened = self
+            .cache
+            .open_entry(hash)
+            .and_then(|opened| opened.map(|(file, dir)| read(file, dir)).transpose());
+        match opened.missing_ok() {
+            Ok(read) => Ok(read.flatten()),
+            Err(e) if platform::is_refused_link(&e) => {
+                self.retire(hash, 0, Fault::Corrupt);
+                Ok(None)
+            }
+            Err(e) => Err(Error::io("read entry", &self.cache.entry_path(hash), e)),
+        }
+    }
+
     /// Reads an entry file whole, with as few calls as it takes: one read of
     /// [`FIRST_READ`] bytes holds most entries, and its header says whether
     /// more is to come — so a hit costs an open, one read and a close. With a
@@ -425,7 +419,7 @@ impl FileStore {
         replaced: Option<u64>,
     ) {
         let writes = self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        if writes % sweep::CHECK_EVERY == 0 {
+        if writes.is_multiple_of(sweep::CHECK_EVERY) {
             sweep::sweep_if_due(&self.cache, self.options.lease);
         }
         let Some(evictor) = &self.evictor else {

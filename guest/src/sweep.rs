@@ -26,6 +26,7 @@ use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{MissingOk, Result};
 use crate::exclusion::{self, LockState};
 use crate::layout::{self, SWEPT_FILE};
+use crate::platform::Times;
 use crate::scan::list_kept;
 
 /// A long-lived handle checks the stamp once per this many writes.
@@ -58,7 +59,11 @@ pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
 /// Moves the stamp to `now`, creating it if missing; whether it could.
 fn restamp(cache: &CacheDir, now: SystemTime) -> bool {
     let root = cache.root();
-    let set = root.set_times(SWEPT_FILE, now, now).missing_ok();
+    let times = Times {
+        accessed: now,
+        modified: now,
+    };
+    let set = root.set_times(SWEPT_FILE, times).missing_ok();
     match set {
         Ok(Some(())) => true,
         Ok(None) => root.create_new(SWEPT_FILE, cache.access()).is_ok(),
@@ -131,18 +136,10 @@ pub(crate) fn age(then: SystemTime, now: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::Path;
 
     use super::*;
+    use crate::test_support::age_file;
     use crate::{Expiry, FileStore, Options};
-
-    fn age_file(path: &Path, by: Duration) {
-        fs::File::options()
-            .write(true)
-            .open(path)
-            .and_then(|file| file.set_modified(SystemTime::now() - by))
-            .expect("age the file");
-    }
 
     /// A handle checks the stamp at its first write and every `CHECK_EVERY`
     /// writes, and sweeps once the last sweep is more than a lease ago.

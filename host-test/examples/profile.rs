@@ -18,7 +18,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(100);
     let dir = std::env::var_os("FC_DIR")
-        .map_or_else(|| std::env::temp_dir(), std::path::PathBuf::from)
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
         .join("filecache-profile");
     let _ = std::fs::remove_dir_all(&dir);
     let options = Options::default();

@@ -17,10 +17,10 @@
 
 use std::path::Path;
 
+use wasmtime::Store;
 use wasmtime::component::ResourceAny;
-use wasmtime::{Engine, Store};
 
-use crate::sandbox::{self, HostState};
+use crate::sandbox::{HostState, Prepared};
 use crate::{HostConfig, HostError};
 
 /// The generated bindings, kept private.
@@ -89,19 +89,8 @@ pub enum SwapFailure {
 }
 
 /// The compiled, pre-instantiated `wasi:keyvalue` component.
-pub struct KeyValueRuntime {
-    engine: Engine,
-    pre: generated::KeyvaluePre<HostState>,
-    config: HostConfig,
-}
-
-impl std::fmt::Debug for KeyValueRuntime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyValueRuntime")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub struct KeyValueRuntime(Prepared<generated::KeyvaluePre<HostState>>);
 
 impl KeyValueRuntime {
     /// Compiles the component (see [`HostConfig::keyvalue`]) and links it with WASI.
@@ -109,13 +98,7 @@ impl KeyValueRuntime {
     /// # Errors
     /// The runtime's failure to read, compile or link it.
     pub fn new(config: HostConfig) -> Result<Self, KeyValueError> {
-        let (engine, pre, _) = sandbox::prepare(&config)?;
-        let pre = generated::KeyvaluePre::new(pre).map_err(trap)?;
-        Ok(Self {
-            engine,
-            pre,
-            config,
-        })
+        Prepared::new(config, |pre| generated::KeyvaluePre::new(pre).map_err(trap)).map(Self)
     }
 
     /// A fresh instance whose buckets live in `root` (created if missing).
@@ -124,8 +107,8 @@ impl KeyValueRuntime {
     /// The runtime's failure to make the instance.
     pub fn instantiate(&self, root: &Path) -> Result<KeyValueInstance, KeyValueError> {
         let env = [("FILECACHE_KEYVALUE_ROOT", GUEST_ROOT)];
-        let mut store = sandbox::new_store(&self.engine, &self.config, root, GUEST_ROOT, &env)?;
-        let instance = self.pre.instantiate(&mut store).map_err(trap)?;
+        let mut store = self.0.store(root, GUEST_ROOT, &env)?;
+        let instance = self.0.pre.instantiate(&mut store).map_err(trap)?;
         Ok(KeyValueInstance { store, instance })
     }
 }

@@ -6,11 +6,13 @@
 //! thread, and a memory limit) and opens the cache there, returning a
 //! [`ComponentCache`] with a typed API mirroring [`filecache::FileStore`].
 //!
-//! ```no_run
+//! ```
 //! use filecache_host::{CacheRuntime, HostConfig};
 //! # fn main() -> Result<(), filecache_host::HostError> {
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! # let my_cache = dir.path().join("my-cache");
 //! let runtime = CacheRuntime::new(HostConfig::default())?;
-//! let mut cache = runtime.open("./my-cache".as_ref(), &filecache::Options::default())?;
+//! let mut cache = runtime.open(&my_cache, &filecache::Options::default())?;
 //! cache.insert("k", b"v", filecache::Expiry::Never)?;
 //! assert_eq!(cache.get("k")?, Some(b"v".to_vec()));
 //! # Ok(()) }
@@ -30,7 +32,7 @@ use wasmtime::component::ResourceAny;
 use wasmtime::{Engine, Store};
 
 use bindings::{GuestCache, wit};
-use sandbox::HostState;
+use sandbox::{HostState, Prepared};
 
 pub use error::{CacheError, HostError};
 
@@ -92,20 +94,8 @@ impl Default for HostConfig {
 }
 
 /// The compiled, pre-instantiated component; cheap to share across threads.
-pub struct CacheRuntime {
-    engine: Engine,
-    pre: bindings::CachePre<HostState>,
-    config: HostConfig,
-    loaded: precompiled::Loaded,
-}
-
-impl std::fmt::Debug for CacheRuntime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheRuntime")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub struct CacheRuntime(Prepared<bindings::CachePre<HostState>>);
 
 impl CacheRuntime {
     /// Compiles the component (or loads it precompiled, see
@@ -114,25 +104,21 @@ impl CacheRuntime {
     /// # Errors
     /// [`HostError::Runtime`] if the component cannot be read, compiled or linked.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let (engine, pre, loaded) = sandbox::prepare(&config)?;
-        let pre = bindings::CachePre::new(pre).map_err(HostError::Runtime)?;
-        Ok(Self {
-            engine,
-            pre,
-            config,
-            loaded,
+        Prepared::new(config, |pre| {
+            bindings::CachePre::new(pre).map_err(HostError::Runtime)
         })
+        .map(Self)
     }
 
     /// Whether the component was compiled or loaded precompiled, and how long
     /// that took.
     pub fn loaded(&self) -> &precompiled::Loaded {
-        &self.loaded
+        &self.0.loaded
     }
 
     /// The wasmtime engine the component was compiled with.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.0.engine
     }
 
     /// Instantiates the component with `host_dir` preopened at
@@ -156,9 +142,9 @@ impl CacheRuntime {
     /// [`HostError::Runtime`] if the directory cannot be created or opened, or
     /// instantiation fails.
     pub fn instantiate(&self, host_dir: &Path) -> Result<CacheInstance, HostError> {
-        let mut store =
-            sandbox::new_store(&self.engine, &self.config, host_dir, GUEST_CACHE_DIR, &[])?;
+        let mut store = self.0.store(host_dir, GUEST_CACHE_DIR, &[])?;
         let instance = self
+            .0
             .pre
             .instantiate(&mut store)
             .map_err(HostError::Runtime)?;

@@ -4,26 +4,15 @@
 
 use std::path::Path;
 
+use wasmtime::Store;
 use wasmtime::component::{InstancePre, TypedFunc};
-use wasmtime::{Engine, Store};
 
-use crate::sandbox::{self, HostState};
+use crate::sandbox::{HostState, Prepared};
 use crate::{GUEST_CACHE_DIR, HostConfig, HostError};
 
 /// The compiled, pre-instantiated composed plugin.
-pub struct PluginRuntime {
-    engine: Engine,
-    pre: InstancePre<HostState>,
-    config: HostConfig,
-}
-
-impl std::fmt::Debug for PluginRuntime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginRuntime")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub struct PluginRuntime(Prepared<InstancePre<HostState>>);
 
 impl PluginRuntime {
     /// Compiles the component (see [`HostConfig::plugin`]) and links it with WASI.
@@ -31,12 +20,7 @@ impl PluginRuntime {
     /// # Errors
     /// [`HostError::Runtime`] if it cannot be read, compiled or linked.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let (engine, pre, _) = sandbox::prepare(&config)?;
-        Ok(Self {
-            engine,
-            pre,
-            config,
-        })
+        Prepared::new(config, Ok::<_, HostError>).map(Self)
     }
 
     /// A fresh instance with `host_dir` preopened at [`GUEST_CACHE_DIR`].
@@ -44,9 +28,9 @@ impl PluginRuntime {
     /// # Errors
     /// [`HostError::Runtime`] if instantiation fails or `render` is missing.
     pub fn instantiate(&self, host_dir: &Path) -> Result<PluginInstance, HostError> {
-        let mut store =
-            sandbox::new_store(&self.engine, &self.config, host_dir, GUEST_CACHE_DIR, &[])?;
+        let mut store = self.0.store(host_dir, GUEST_CACHE_DIR, &[])?;
         let instance = self
+            .0
             .pre
             .instantiate(&mut store)
             .map_err(HostError::Runtime)?;

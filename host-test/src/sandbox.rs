@@ -31,14 +31,59 @@ impl WasiView for HostState {
     }
 }
 
+/// A component compiled (or loaded precompiled) and pre-instantiated, linked
+/// with WASI: what every runtime of this crate is built on. `P` is the
+/// pre-instantiated form (bindgen's typed one, or wasmtime's own).
+pub(crate) struct Prepared<P> {
+    pub engine: Engine,
+    pub pre: P,
+    pub config: HostConfig,
+    pub loaded: Loaded,
+}
+
+impl<P> Prepared<P> {
+    /// Prepares `config.component`, typing the pre-instantiated component
+    /// with `typed` (which may fail as `E` does).
+    pub(crate) fn new<E: From<HostError>>(
+        config: HostConfig,
+        typed: impl FnOnce(InstancePre<HostState>) -> Result<P, E>,
+    ) -> Result<Self, E> {
+        let (engine, pre, loaded) = prepare(&config)?;
+        Ok(Self {
+            engine,
+            pre: typed(pre)?,
+            config,
+            loaded,
+        })
+    }
+
+    /// A store for a fresh instance: `host_dir` preopened at `guest_dir`, with
+    /// these environment variables.
+    pub(crate) fn store(
+        &self,
+        host_dir: &Path,
+        guest_dir: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Store<HostState>, HostError> {
+        new_store(&self.engine, &self.config, host_dir, guest_dir, env)
+    }
+}
+
+impl<P> std::fmt::Debug for Prepared<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("config", &self.config)
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Bytes of an instance's linear memory kept resident between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Compiles (or loads precompiled) `config.component` and pre-instantiates
 /// it, linked with WASI.
-pub(crate) fn prepare(
-    config: &HostConfig,
-) -> Result<(Engine, InstancePre<HostState>, Loaded), HostError> {
+fn prepare(config: &HostConfig) -> Result<(Engine, InstancePre<HostState>, Loaded), HostError> {
     let engine = Engine::new(&engine_config(config)).map_err(HostError::Runtime)?;
     let (component, loaded) = precompiled::load(
         &engine,

@@ -468,45 +468,61 @@ pub fn entry_of_another_key_is_a_miss<B: Backend>(backend: &B) {
     assert_eq!(cache.get("other").expect("get"), bytes_of("other's value"));
 }
 
+/// The setup of the sweep cases: a cache with a 60 s lease whose first write
+/// stamps its sweep; `plant` then leaves what writers that died would leave.
+/// A second handle writes (the stamp is young: nothing is swept), the stamp
+/// is aged past the lease, and a third handle is opened (opening sweeps
+/// nothing) and returned, its first write to come.
+fn leftovers_behind_a_young_sweep<B: Backend>(
+    backend: &B,
+    dir: &Path,
+    plant: impl FnOnce(),
+    untouched: &[&Path],
+) -> B::Cache {
+    let options = Options {
+        lease: Duration::from_secs(60),
+        ..Options::default()
+    };
+    let mut first = open_with(backend, dir, &options);
+    first.insert("k0", b"v", Expiry::Never).expect("insert");
+    drop(first);
+    plant();
+    let mut second = open_with(backend, dir, &options);
+    assert_eq!(second.get("k0").expect("get"), bytes_of("v"));
+    second.insert("k1", b"v", Expiry::Never).expect("insert");
+    for path in untouched {
+        assert!(
+            path.exists(),
+            "the last sweep is younger than the lease: kept"
+        );
+    }
+    age_file(&dir.join(SWEPT_FILE), Duration::from_secs(61));
+    let third = open_with(backend, dir, &options);
+    for path in untouched {
+        assert!(path.exists(), "opening sweeps nothing");
+    }
+    third
+}
+
 /// Temporary files older than the lease are swept by the first write of a
 /// handle that comes a lease after the last sweep (the stamp `swept` says
 /// when that was); opening and reading sweep nothing. Young and foreign files
 /// are kept, and none of them counts as an entry.
 pub fn stale_temp_files_swept_and_not_counted<B: Backend>(backend: &B) {
     let dir = fresh_dir();
-    let options = Options {
-        lease: Duration::from_secs(60),
-        ..Options::default()
-    };
-    let mut first = open_with(backend, dir.path(), &options);
-    first.insert("k0", b"v", Expiry::Never).expect("insert");
-    drop(first);
     let tmp = dir.path().join("tmp");
     let stale = tmp.join("0123456789abcdef-fedcba9876543210.tmp");
     let fresh = tmp.join("0123456789abcdef-0000000000000001.tmp");
     let foreign = tmp.join("not-ours.tmp");
-    for path in [&stale, &fresh, &foreign] {
-        fs::write(path, b"half an entry").expect("plant temp");
-    }
-    let old = SystemTime::now() - Duration::from_secs(3600);
-    for path in [&stale, &foreign] {
-        fs::File::options()
-            .write(true)
-            .open(path)
-            .and_then(|f| f.set_modified(old))
-            .expect("age the file");
-    }
-    let mut cache = open_with(backend, dir.path(), &options);
-    assert_eq!(cache.get("k0").expect("get"), bytes_of("v"));
-    cache.insert("k1", b"v", Expiry::Never).expect("insert");
-    assert!(
-        stale.exists(),
-        "the last sweep is younger than the lease: nothing is swept"
-    );
-    // The stamp says the last sweep was more than a lease ago.
-    age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
-    let mut cache = open_with(backend, dir.path(), &options);
-    assert!(stale.exists(), "opening sweeps nothing");
+    let plant = || {
+        for path in [&stale, &fresh, &foreign] {
+            fs::write(path, b"half an entry").expect("plant temp");
+        }
+        for path in [&stale, &foreign] {
+            age_file(path, Duration::from_secs(3600));
+        }
+    };
+    let mut cache = leftovers_behind_a_young_sweep(backend, dir.path(), plant, &[&stale]);
     assert_eq!(
         cache.approx_size().expect("size"),
         2,
@@ -934,32 +950,19 @@ pub fn abandoned_lock_is_reclaimed_after_the_lease<B: Backend>(backend: &B) {
 /// and foreign lock files are kept.
 pub fn abandoned_locks_are_swept_by_writers<B: Backend>(backend: &B) {
     let dir = fresh_dir();
-    let options = Options {
-        lease: Duration::from_secs(60),
-        ..Options::default()
-    };
-    let mut first = open_with(backend, dir.path(), &options);
-    first.insert("k0", b"v", Expiry::Never).expect("insert");
-    drop(first);
     let old_lock = lock_path(dir.path(), "dead");
     let young_lock = lock_path(dir.path(), "busy");
     let foreign = dir.path().join("locks").join("notes.lock");
-    fs::create_dir_all(dir.path().join("locks")).expect("locks dir");
-    for path in [&old_lock, &young_lock, &foreign] {
-        fs::write(path, b"").expect("plant");
-    }
-    for path in [&old_lock, &foreign] {
-        age_file(path, Duration::from_secs(3600));
-    }
-    let mut cache = open_with(backend, dir.path(), &options);
-    cache.insert("k1", b"v", Expiry::Never).expect("insert");
-    assert!(
-        old_lock.exists(),
-        "the last sweep is younger than the lease: nothing is swept"
-    );
-    age_file(&dir.path().join(SWEPT_FILE), Duration::from_secs(61));
-    let mut cache = open_with(backend, dir.path(), &options);
-    assert!(old_lock.exists(), "opening sweeps nothing");
+    let plant = || {
+        fs::create_dir_all(dir.path().join("locks")).expect("locks dir");
+        for path in [&old_lock, &young_lock, &foreign] {
+            fs::write(path, b"").expect("plant");
+        }
+        for path in [&old_lock, &foreign] {
+            age_file(path, Duration::from_secs(3600));
+        }
+    };
+    let mut cache = leftovers_behind_a_young_sweep(backend, dir.path(), plant, &[&old_lock]);
     cache.insert("k2", b"v", Expiry::Never).expect("insert");
     assert!(
         !old_lock.exists(),
@@ -1486,10 +1489,11 @@ fn plant_link(target: &Path, path: &Path) {
 }
 
 /// A failure that is a typed I/O error, or a success of a read that found nothing.
-fn refused_or_absent<T: std::fmt::Debug>(what: &str, outcome: crate::Outcome<T>, absent: T)
-where
-    T: PartialEq,
-{
+fn refused_or_absent<T: std::fmt::Debug + PartialEq>(
+    what: &str,
+    outcome: crate::Outcome<T>,
+    absent: T,
+) {
     match outcome {
         Ok(value) => assert_eq!(value, absent, "{what} through a planted link"),
         Err(failure) => assert_eq!(

@@ -2,7 +2,8 @@
 //! them, and the loud skip when they are missing — or the failure, where CI
 //! requires them.
 
-use std::process::Command;
+use std::ffi::OsStr;
+use std::process::{Command, Output, Stdio};
 
 /// Whether `program --version` runs.
 pub fn runs(program: &str) -> bool {
@@ -35,4 +36,46 @@ pub fn wasmtime(what: &str) -> Option<String> {
 /// The Node.js binary: `$NODE`, else `node`.
 pub fn node() -> String {
     std::env::var("NODE").unwrap_or_else(|_| "node".into())
+}
+
+/// Prints the loud skip of `test`, which cannot run here for `reason` — or
+/// panics where the variable `required` is set (CI sets it where the machine
+/// allows the test).
+pub fn skip_unless_required(test: &str, reason: &str, required: &str) {
+    assert!(
+        std::env::var_os(required).is_none(),
+        "{required} is set but {test} cannot run: {reason}"
+    );
+    eprintln!("\n*** SKIPPED: {test}: {reason} ***\n");
+}
+
+/// Runs the shell `script` (its arguments are `$1`, `$2`, …) in a user and
+/// mount namespace of its own (`unshare -rm`), where it may mount file
+/// systems; its output.
+///
+/// # Errors
+/// If `unshare` cannot be started.
+pub fn in_namespace(script: &str, args: &[&OsStr]) -> std::io::Result<Output> {
+    Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, "sh"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+}
+
+/// Whether the shell `script` succeeds in a namespace of its own (a probe for
+/// the tests that mount file systems).
+pub fn namespace_allows(script: &str, args: &[&OsStr]) -> bool {
+    in_namespace(script, args).is_ok_and(|out| out.status.success())
+}
+
+/// Panics with `what` and the process's output unless it succeeded.
+pub fn expect_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

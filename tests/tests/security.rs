@@ -10,11 +10,12 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use filecache::{Expiry, FileStore, Options};
 use filecache_conformance::jco::Jco;
+use filecache_conformance::tools;
 use filecache_host::{CacheRuntime, HostConfig};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_filecache-worker");
@@ -39,6 +40,14 @@ fn modes_below(root: &Path) -> Vec<(String, bool, u32)> {
         }
     }
     found
+}
+
+/// Checks that every directory found has `dir_mode` and every file `file_mode`.
+fn assert_modes(found: &[(String, bool, u32)], dir_mode: u32, file_mode: u32) {
+    for (path, is_dir, mode) in found {
+        let expected = if *is_dir { dir_mode } else { file_mode };
+        assert_eq!(*mode, expected, "{path} is {mode:o}");
+    }
 }
 
 /// Makes a cache of every kind of file: entries in shards, a lock taken and
@@ -70,10 +79,7 @@ fn a_new_cache_is_private_to_its_user() {
     fill_every_kind_of_file(&root, &Options::default());
     let found = modes_below(&dir.path().join("parent"));
     assert!(found.len() > 25, "{found:?}");
-    for (path, is_dir, mode) in found {
-        let expected = if is_dir { 0o700 } else { 0o600 };
-        assert_eq!(mode, expected, "{path} is {mode:o}");
-    }
+    assert_modes(&found, 0o700, 0o600);
 }
 
 /// `group_shared` opts into a cache for the users of one group: directories
@@ -88,10 +94,7 @@ fn a_group_shared_cache_lets_the_group_in() {
         ..Options::default()
     };
     fill_every_kind_of_file(&root, &options);
-    for (path, is_dir, mode) in modes_below(&root) {
-        let expected = if is_dir { 0o2770 } else { 0o660 };
-        assert_eq!(mode, expected, "{path} is {mode:o}");
-    }
+    assert_modes(&modes_below(&root), 0o2770, 0o660);
 }
 
 /// A component has no file modes to set: `filecache-host` makes the directory
@@ -107,19 +110,8 @@ fn the_host_preopens_a_private_directory() {
     assert_eq!(mode(&root), 0o700, "the preopened directory");
 }
 
-/// Whether this process may make a user and mount namespace with a read-only
-/// bind mount.
-fn can_bind_read_only(dir: &Path) -> bool {
-    Command::new("unshare")
-        .args(["-rm", "sh", "-c"])
-        .arg(r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1""#)
-        .arg("sh")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
+/// Mounts `$1` read-only on itself (in a namespace of its own).
+const BIND_READ_ONLY: &str = r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1""#;
 
 /// A cache shipped on read-only media (a container layer, a read-only mount):
 /// hits are served; expired and damaged entries are misses, counted, and
@@ -133,14 +125,14 @@ fn can_bind_read_only(dir: &Path) -> bool {
 #[test]
 fn a_read_only_cache_serves_what_it_can_and_refuses_writes_clearly() {
     let probe = tempfile::tempdir().expect("temp dir");
-    if !can_bind_read_only(probe.path()) {
-        let reason = "`unshare -rm` cannot bind-mount a directory read-only here";
-        if std::env::var_os("FILECACHE_REQUIRE_FULL_DISK").is_some() {
-            panic!("FILECACHE_REQUIRE_FULL_DISK is set (namespaces work here) but {reason}");
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED: read-only media test: {reason} (needs user namespaces). ***\n"
+    if !tools::namespace_allows(BIND_READ_ONLY, &[probe.path().as_os_str()]) {
+        let reason =
+            "`unshare -rm` cannot bind-mount a directory read-only here (needs user namespaces)";
+        // Where namespaces work, CI requires the full-disk test: this one too.
+        tools::skip_unless_required(
+            "read-only media test",
+            reason,
+            "FILECACHE_REQUIRE_FULL_DISK",
         );
         return;
     }
@@ -173,21 +165,11 @@ fn a_read_only_cache_serves_what_it_can_and_refuses_writes_clearly() {
         drop(cache);
         std::thread::sleep(Duration::from_millis(20));
         let before = modes_below(&root);
-        let out = Command::new("unshare")
-            .args(["-rm", "sh", "-c"])
-            .arg(r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" read-only --backend "$3" --dir "$1""#)
-            .arg("sh")
-            .arg(&root)
-            .arg(WORKER)
-            .arg(backend)
-            .output()
-            .expect("run the worker in a namespace");
-        assert!(
-            out.status.success(),
-            "{backend}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let script =
+            format!(r#"{BIND_READ_ONLY} && exec "$2" read-only --backend "$3" --dir "$1""#);
+        let args = [root.as_os_str(), WORKER.as_ref(), backend.as_ref()];
+        let out = tools::in_namespace(&script, &args).expect("run the worker in a namespace");
+        tools::expect_success(&out, backend);
         assert_eq!(modes_below(&root), before, "nothing changed on disk");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
         let messages = report.as_object().expect("one message per write");

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use filecache::{Expiry, FileStore, Options};
+use filecache_conformance::tools;
 use filecache_conformance::values::check_stamped;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_filecache-worker");
@@ -316,9 +317,14 @@ fn writers_killed_mid_write_leave_whole_values_and_no_blocked_keys() {
         "no torn entry"
     );
 
-    // Leftovers are reclaimed once they are older than the lease.
+    // Leftovers are reclaimed by the first write of a handle once they (and
+    // the last sweep) are older than the lease.
     std::thread::sleep(Duration::from_millis(LEASE_MS + 100));
-    drop(FileStore::open(&cache, options).expect("reopen"));
+    let writer = FileStore::open(&cache, options).expect("reopen");
+    writer
+        .insert("after the kills", b"v", Expiry::Never)
+        .expect("insert");
+    drop(writer);
     assert_eq!(
         files_in(&cache.join("tmp")),
         1,
@@ -475,46 +481,23 @@ fn a_bounded_cache_filled_from_a_cold_start_stays_within_its_bound() {
     fill_a_bounded_cache(&scale(), "cold");
 }
 
-/// Whether this process may make a user and mount namespace (to mount a small tmpfs).
-fn can_mount_tmpfs() -> bool {
-    Command::new("unshare")
-        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
 #[test]
 fn a_full_disk_fails_clearly_and_loses_nothing() {
-    if !can_mount_tmpfs() {
-        let reason = "`unshare -rm` cannot mount a small tmpfs here";
-        if std::env::var_os("FILECACHE_REQUIRE_FULL_DISK").is_some() {
-            panic!("FILECACHE_REQUIRE_FULL_DISK is set but {reason}");
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED: full-disk torture test: {reason} (needs user namespaces). ***\n"
+    if !tools::namespace_allows("mount -t tmpfs -o size=64k tmpfs /mnt", &[]) {
+        let reason = "`unshare -rm` cannot mount a small tmpfs here (needs user namespaces)";
+        tools::skip_unless_required(
+            "full-disk torture test",
+            reason,
+            "FILECACHE_REQUIRE_FULL_DISK",
         );
         return;
     }
     for backend in ["native", "wasm"] {
         let mount = tempfile::tempdir().expect("mount point");
-        let out = Command::new("unshare")
-            .args(["-rm", "sh", "-c"])
-            .arg(r#"mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" full-disk --backend "$3" --dir "$1/cache""#)
-            .arg("sh")
-            .arg(mount.path())
-            .arg(WORKER)
-            .arg(backend)
-            .output()
-            .expect("run the worker in a namespace");
-        assert!(
-            out.status.success(),
-            "{backend}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let script = r#"mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" full-disk --backend "$3" --dir "$1/cache""#;
+        let args = [mount.path().as_os_str(), WORKER.as_ref(), backend.as_ref()];
+        let out = tools::in_namespace(script, &args).expect("run the worker in a namespace");
+        tools::expect_success(&out, backend);
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
         say(&format!(
             "full disk ({backend}): 4 MiB tmpfs filled with {} entries; then {}",

@@ -524,6 +524,9 @@ mod tests {
         assert_eq!(confirmed(size(-70, 0), size(-90, 0)), size(-70, 0));
     }
 
+    /// The value of the entries of [`Churn`].
+    const CHURN_VALUE: &[u8] = b"value";
+
     /// Entry files by shard, written and evicted as a handle at capacity does.
     struct Churn<'a> {
         cache: &'a CacheDir,
@@ -538,8 +541,6 @@ mod tests {
     }
 
     impl<'a> Churn<'a> {
-        const VALUE: &'static [u8] = b"value";
-
         /// `live` entries written by `census`'s handle.
         fn filled(cache: &'a CacheDir, census: &mut Census, live: usize) -> Self {
             let mut churn = Self {
@@ -553,12 +554,12 @@ mod tests {
         }
 
         fn one() -> Size {
-            Size::entry(Self::VALUE.len() as u64)
+            Size::entry(CHURN_VALUE.len() as u64)
         }
 
         /// `census`'s handle writes a new entry for `key`.
         fn write(&mut self, census: &mut Census, key: &str) {
-            let path = write_entry(self.cache, key, Self::VALUE);
+            let path = write_entry(self.cache, key, CHURN_VALUE);
             census.record(path_shard(&path), Self::one());
             self.by_shard[usize::from(path_shard(&path))].push(path);
         }
@@ -664,7 +665,7 @@ mod tests {
     #[test]
     fn recounts_leave_an_exact_count_alone_through_churn() {
         const LIVE: usize = 500;
-        const VALUE: &'static [u8] = b"value";
+        const VALUE: &[u8] = b"value";
         let dir = tempfile::tempdir().expect("temp dir");
         let (cache, mut census) = lone_census(dir.path());
         let created = census.shared.reconciled_at;

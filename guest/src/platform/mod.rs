@@ -69,6 +69,35 @@ impl Access {
     }
 }
 
+/// The two times a cache file carries: its access time (an entry's expiry
+/// hint) and its modification time (an entry's last use), set together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Times {
+    /// The access time.
+    pub accessed: SystemTime,
+    /// The modification time.
+    pub modified: SystemTime,
+}
+
+/// One read of up to `len` bytes at `offset` into a new vector, through a
+/// `pread`-like `read_at` (fewer bytes at the end of the file).
+#[cfg_attr(target_os = "wasi", allow(dead_code))]
+fn read_some_with(
+    len: usize,
+    offset: u64,
+    read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len];
+    let n = loop {
+        match read_at(&mut bytes, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => break other?,
+        }
+    };
+    bytes.truncate(n);
+    Ok(bytes)
+}
+
 /// What one `stat` of a file tells the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStat {

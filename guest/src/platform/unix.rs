@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
-use super::{Access, FileStat, refused_dir_link, refused_link};
+use super::{Access, FileStat, Times, read_some_with, refused_dir_link, refused_link};
 
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
@@ -175,16 +175,8 @@ impl Dir {
     }
 
     /// Sets the access and modification times of `name` (not following a link).
-    pub(crate) fn set_times(
-        &self,
-        name: &str,
-        accessed: SystemTime,
-        modified: SystemTime,
-    ) -> io::Result<()> {
-        let times = Timestamps {
-            last_access: timespec(accessed)?,
-            last_modification: timespec(modified)?,
-        };
+    pub(crate) fn set_times(&self, name: &str, times: Times) -> io::Result<()> {
+        let times = timestamps(times)?;
         Ok(rustix::fs::utimensat(
             &self.fd,
             name,
@@ -254,15 +246,7 @@ impl ReadFile {
     /// Reads up to `len` bytes at `offset` into a new vector: one read
     /// (fewer bytes at the end of the file).
     pub(crate) fn read_some(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-        let mut bytes = vec![0u8; len];
-        let n = loop {
-            match self.read_at(&mut bytes, offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other?,
-            }
-        };
-        bytes.truncate(n);
-        Ok(bytes)
+        read_some_with(len, offset, |buf, at| self.read_at(buf, at))
     }
 
     /// Reads into `buf` at `offset` (`pread`).
@@ -311,27 +295,22 @@ impl NewFile {
 
     /// Sets the file's access and modification times; the file is `name` in
     /// `dir` (used where times can only be set by name).
-    pub(crate) fn set_times(
-        &self,
-        _dir: &Dir,
-        _name: &str,
-        accessed: SystemTime,
-        modified: SystemTime,
-    ) -> io::Result<()> {
-        let times = Timestamps {
-            last_access: timespec(accessed)?,
-            last_modification: timespec(modified)?,
-        };
-        Ok(rustix::fs::futimens(&self.file, &times)?)
+    pub(crate) fn set_times(&self, _dir: &Dir, _name: &str, times: Times) -> io::Result<()> {
+        Ok(rustix::fs::futimens(&self.file, &timestamps(times)?)?)
     }
 }
 
 fn file_stat(stat: &rustix::fs::Stat) -> FileStat {
     FileStat {
-        modified: unix_time(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
-        accessed: Some(unix_time(stat.st_atime as i64, stat.st_atime_nsec as i64)),
+        modified: unix_time(wide(stat.st_mtime), wide(stat.st_mtime_nsec)),
+        accessed: Some(unix_time(wide(stat.st_atime), wide(stat.st_atime_nsec))),
         len: u64::try_from(stat.st_size).unwrap_or(0),
     }
+}
+
+/// A `stat` time field (whose integer type differs between platforms) as an `i64`.
+fn wide<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(0)
 }
 
 /// The time `seconds` + `nanos` after (or, `seconds` negative, around) the Unix epoch.
@@ -343,6 +322,13 @@ fn unix_time(seconds: i64, nanos: i64) -> SystemTime {
     } else {
         SystemTime::UNIX_EPOCH - whole + nanos
     }
+}
+
+fn timestamps(times: Times) -> io::Result<Timestamps> {
+    Ok(Timestamps {
+        last_access: timespec(times.accessed)?,
+        last_modification: timespec(times.modified)?,
+    })
 }
 
 fn timespec(time: SystemTime) -> io::Result<Timespec> {

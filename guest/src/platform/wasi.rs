@@ -30,7 +30,7 @@ use wasip2::filesystem::types::{
     PathFlags,
 };
 
-use super::{Access, FileStat, refused_dir_link, refused_link};
+use super::{Access, FileStat, Times, refused_dir_link, refused_link};
 
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
@@ -209,13 +209,8 @@ impl Dir {
 
     /// Sets the access and modification times of `name`, both explicit (see
     /// the module docs).
-    pub(crate) fn set_times(
-        &self,
-        name: &str,
-        accessed: SystemTime,
-        modified: SystemTime,
-    ) -> io::Result<()> {
-        let (accessed, modified) = (datetime(accessed)?, datetime(modified)?);
+    pub(crate) fn set_times(&self, name: &str, times: Times) -> io::Result<()> {
+        let (accessed, modified) = (datetime(times.accessed)?, datetime(times.modified)?);
         self.with(|dir| {
             dir.set_times_at(
                 PathFlags::empty(),
@@ -308,7 +303,8 @@ impl ReadFile {
     /// reading), its access time set back to `accessed` (the expiry hint),
     /// since both are set at once (see the module docs).
     pub(crate) fn mark_used(&self, dir: &Dir, name: &str, accessed: SystemTime) -> io::Result<()> {
-        dir.set_times(name, accessed, SystemTime::now())
+        let modified = SystemTime::now();
+        dir.set_times(name, Times { accessed, modified })
     }
 }
 
@@ -345,14 +341,8 @@ impl NewFile {
 
     /// Sets the file's access and modification times, by name (see the module
     /// docs): the file is `name` in `dir`.
-    pub(crate) fn set_times(
-        &self,
-        dir: &Dir,
-        name: &str,
-        accessed: SystemTime,
-        modified: SystemTime,
-    ) -> io::Result<()> {
-        dir.set_times(name, accessed, modified)
+    pub(crate) fn set_times(&self, dir: &Dir, name: &str, times: Times) -> io::Result<()> {
+        dir.set_times(name, times)
     }
 }
 

@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{Access, FileStat, refused_dir_link, refused_link};
+use super::{Access, FileStat, Times, read_some_with, refused_dir_link, refused_link};
 
 /// A directory, by path; see the module docs of `platform`.
 #[derive(Debug)]
@@ -110,20 +110,9 @@ impl Dir {
     }
 
     /// Sets the access and modification times of `name`.
-    pub(crate) fn set_times(
-        &self,
-        name: &str,
-        accessed: SystemTime,
-        modified: SystemTime,
-    ) -> io::Result<()> {
-        OpenOptions::new()
-            .write(true)
-            .open(self.path.join(name))?
-            .set_times(
-                std::fs::FileTimes::new()
-                    .set_accessed(accessed)
-                    .set_modified(modified),
-            )
+    pub(crate) fn set_times(&self, name: &str, times: Times) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(self.path.join(name))?;
+        file.set_times(file_times(times))
     }
 
     /// Calls `visit` with the name of every entry.
@@ -177,15 +166,7 @@ impl ReadFile {
     /// Reads up to `len` bytes at `offset` into a new vector: one read
     /// (fewer bytes at the end of the file).
     pub(crate) fn read_some(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-        let mut bytes = vec![0u8; len];
-        let n = loop {
-            match self.read_at(&mut bytes, offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other?,
-            }
-        };
-        bytes.truncate(n);
-        Ok(bytes)
+        read_some_with(len, offset, |buf, at| self.read_at(buf, at))
     }
 
     /// Reads into `buf` at `offset`.
@@ -207,7 +188,8 @@ impl ReadFile {
     /// Moves the modification time of the file — `name` in `dir` — to now
     /// (which needs write access).
     pub(crate) fn mark_used(&self, dir: &Dir, name: &str, accessed: SystemTime) -> io::Result<()> {
-        dir.set_times(name, accessed, SystemTime::now())
+        let modified = SystemTime::now();
+        dir.set_times(name, Times { accessed, modified })
     }
 }
 
@@ -231,19 +213,15 @@ impl NewFile {
     }
 
     /// Sets the file's access and modification times.
-    pub(crate) fn set_times(
-        &self,
-        _dir: &Dir,
-        _name: &str,
-        accessed: SystemTime,
-        modified: SystemTime,
-    ) -> io::Result<()> {
-        self.file.set_times(
-            std::fs::FileTimes::new()
-                .set_accessed(accessed)
-                .set_modified(modified),
-        )
+    pub(crate) fn set_times(&self, _dir: &Dir, _name: &str, times: Times) -> io::Result<()> {
+        self.file.set_times(file_times(times))
     }
+}
+
+fn file_times(times: Times) -> std::fs::FileTimes {
+    std::fs::FileTimes::new()
+        .set_accessed(times.accessed)
+        .set_modified(times.modified)
 }
 
 fn file_stat(meta: &std::fs::Metadata) -> FileStat {
