@@ -33,6 +33,34 @@ impl Entry<'_> {
     }
 }
 
+/// Writes `entry` as the entry for `hash`, atomically, and tells what it
+/// replaced: `size_of_old` gives the size of the entry there, if any (it is
+/// asked only when a write may replace one — natively on Linux, a write that
+/// adds an entry publishes with `RENAME_NOREPLACE` and asks nothing). Returns
+/// the entry file's modification time (its last use, for eviction) and that
+/// size.
+///
+/// # Errors
+/// An I/O error (or [`crate::Error::StorageFull`]); the previous entry is then
+/// untouched and no temporary file is left behind.
+pub(crate) fn publish_counted(
+    cache: &CacheDir,
+    hash: &KeyHash,
+    entry: &Entry<'_>,
+    durable: bool,
+    size_of_old: impl FnOnce() -> Result<Option<u64>>,
+) -> Result<(SystemTime, Option<u64>)> {
+    let (mut staged, written_at) = stage(cache, hash, entry, durable)?;
+    let name = hash.file_name();
+    if staged.commit_new(cache, Sub::Shard(hash.shard()), name.as_str(), durable)? == Some(true) {
+        sync_root(cache, durable)?;
+        return Ok((written_at, None));
+    }
+    let replaced = size_of_old()?;
+    commit(cache, hash, staged, durable)?;
+    Ok((written_at, replaced))
+}
+
 /// Writes `entry` as the entry for `hash`, atomically; returns the entry
 /// file's modification time (its last use, for eviction).
 ///
@@ -102,6 +130,11 @@ pub(crate) fn commit(
 ) -> Result<()> {
     let name = hash.file_name();
     staged.commit(cache, Sub::Shard(hash.shard()), name.as_str(), durable)?;
+    sync_root(cache, durable)
+}
+
+/// With `durable`, syncs the root (a shard may have been created in it).
+fn sync_root(cache: &CacheDir, durable: bool) -> Result<()> {
     if durable {
         let root = cache.root();
         root.sync()

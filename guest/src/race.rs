@@ -110,6 +110,41 @@ impl Staged {
     }
 }
 
+impl Staged {
+    /// Renames the staged file to `name` in `to` (created if missing) only if
+    /// nothing is there: `Some(true)` if it did (the staged file is
+    /// published), `Some(false)` if something is there, `None` if the
+    /// platform cannot tell in one call — the file then stays staged.
+    ///
+    /// # Errors
+    /// An I/O error; nothing is published then.
+    pub(crate) fn commit_new(
+        &mut self,
+        cache: &CacheDir,
+        to: Sub,
+        name: &str,
+        durable: bool,
+    ) -> Result<Option<bool>> {
+        let from = self.name;
+        let renamed = cache
+            .retry_created(to, |dir| {
+                let renamed = self.tmp.rename_new(from.as_str(), dir, name)?;
+                if renamed == Some(true) {
+                    self.done = true;
+                    if durable {
+                        dir.sync()?;
+                    }
+                }
+                Ok(renamed)
+            })
+            .map_err(|e| {
+                let source = cache.sub_path(Sub::Tmp).join(from.as_str());
+                Error::rename(&source, &cache.sub_path(to).join(name), e)
+            })?;
+        Ok(renamed)
+    }
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.done {

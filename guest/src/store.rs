@@ -198,8 +198,14 @@ impl FileStore {
             value,
             expires_at: expiry.deadline_ms(),
         };
-        let replaced = self.size_before_write(&hash)?;
-        let written_at = publish::publish(&self.cache, &hash, &entry, self.options.durable)?;
+        let durable = self.options.durable;
+        let (written_at, replaced) = if self.evictor.is_some() {
+            publish::publish_counted(&self.cache, &hash, &entry, durable, || {
+                self.size_before_write(&hash)
+            })?
+        } else {
+            (publish::publish(&self.cache, &hash, &entry, durable)?, None)
+        };
         self.after_write(&hash, &entry, written_at, replaced);
         Ok(())
     }

@@ -28,6 +28,14 @@ fn main() {
             .insert(&format!("key {i}"), &vec![7u8; value_size], Expiry::Never)
             .expect("insert");
     }
+    let bounded = FileStore::open(
+        &dir,
+        Options {
+            max_entries: Some(10_000_000),
+            ..options.clone()
+        },
+    )
+    .expect("open bounded");
     let runtime = CacheRuntime::new(HostConfig::default()).expect("runtime");
     let mut component = runtime.open(&dir, &options).expect("open component");
     let started = Instant::now();
@@ -41,6 +49,12 @@ fn main() {
                 .expect("insert"),
             ("native", "insert") => native
                 .insert(&key, &[1u8; 100], Expiry::Never)
+                .expect("insert"),
+            ("native", "insert-new") => native
+                .insert(&format!("new {i}"), &[1u8; 100], Expiry::Never)
+                .expect("insert"),
+            ("bounded", "insert-new") => bounded
+                .insert(&format!("new {i}"), &[1u8; 100], Expiry::Never)
                 .expect("insert"),
             ("component", "open-invalid") => {
                 let bad = Options {

@@ -91,7 +91,8 @@ impl Census {
         let mut rng = Rng::new();
         let (mut listed, mut entries, mut bytes) = (0u64, 0u64, 0u64);
         while listed < SHARDS as u64 && (listed == 0 || entries < FIRST_CENSUS_NAMES) {
-            let (shard_entries, shard_bytes) = recount::count_shard(cache, listed as u8, &mut rng)?;
+            let (shard_entries, shard_bytes) =
+                recount::count_shard(cache, listed as u8, &mut rng, true)?;
             entries += shard_entries;
             bytes += shard_bytes;
             listed += 1;
@@ -152,7 +153,12 @@ impl Census {
             pending: &self.pending_by_shard,
         };
         let entries = self.size().entries.max(1).unsigned_abs();
-        if let Some(recounted) = self.recount.after_write(cache, entries, known)? {
+        // A handle without a byte limit counts entries only.
+        let with_bytes = self.flush_every.bytes != i64::MAX;
+        if let Some(recounted) = self
+            .recount
+            .after_write(cache, entries, known, with_bytes)?
+        {
             self.recounted = Some(recounted);
         }
         if self.flush_due() {
@@ -222,7 +228,10 @@ impl Census {
             if let Some(recounted) = recounted
                 && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
             {
-                let drift = drift_beyond_tolerance(record, recounted.size);
+                let mut drift = drift_beyond_tolerance(record, recounted.size);
+                if !recounted.with_bytes {
+                    drift.bytes = 0;
+                }
                 drift_seen = Some(drift);
                 let correction = if record.extrapolated {
                     drift

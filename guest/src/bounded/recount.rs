@@ -52,6 +52,8 @@ struct Pass {
 pub(crate) struct Recounted {
     /// The cache's size as the pass counted it, brought up to the end of the pass.
     pub size: Size,
+    /// Whether the pass counted bytes (`size.bytes` is meaningful).
+    pub with_bytes: bool,
     /// Unix ms when the pass began.
     pub started_ms: u64,
 }
@@ -81,7 +83,9 @@ impl Recount {
     /// due) until this write has listed its share of names or the pass is
     /// complete; a complete pass is returned, to be compared at the next
     /// flush. `entries` is the size the handle works with; `known`, the
-    /// changes it knows of.
+    /// changes it knows of; `with_bytes`, whether to count bytes too (it
+    /// `stat`s a few entries of each shard: a handle without a byte limit has
+    /// no use for them).
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed; the pass is then dropped (the
@@ -91,6 +95,7 @@ impl Recount {
         cache: &CacheDir,
         entries: u64,
         known: Known<'_>,
+        with_bytes: bool,
     ) -> Result<Option<Recounted>> {
         self.writes_until_pass = self.writes_until_pass.saturating_sub(1);
         if self.pass.is_none() && self.writes_until_pass > 0 {
@@ -110,7 +115,7 @@ impl Recount {
         pass.credit += names_per_write as i64;
         while pass.counts.len() < SHARDS && pass.credit > 0 {
             let shard = pass.counts.len();
-            let (entries, bytes) = count_shard(cache, shard as u8, &mut self.rng)?;
+            let (entries, bytes) = count_shard(cache, shard as u8, &mut self.rng, with_bytes)?;
             pass.credit -= entries as i64;
             pass.counts.push(ShardCount {
                 entries,
@@ -135,6 +140,7 @@ impl Recount {
         }
         Ok(Some(Recounted {
             size,
+            with_bytes,
             started_ms: pass.started_ms,
         }))
     }
@@ -152,15 +158,24 @@ impl Recount {
     }
 }
 
-/// Counts shard `index` from a fresh listing, `stat`ing a few of its entries
-/// for their mean size: its entries and bytes.
+/// Counts shard `index` from a fresh listing: its entries, and with
+/// `with_bytes` its bytes (`stat`ing a few of its entries for their mean size;
+/// else 0).
 ///
 /// # Errors
 /// An I/O error if the shard cannot be listed or an entry `stat`ed.
-pub(crate) fn count_shard(cache: &CacheDir, index: u8, rng: &mut Rng) -> Result<(u64, u64)> {
+pub(crate) fn count_shard(
+    cache: &CacheDir,
+    index: u8,
+    rng: &mut Rng,
+    with_bytes: bool,
+) -> Result<(u64, u64)> {
     let Some((dir, hashes)) = open_shard(cache, index)? else {
         return Ok((0, 0));
     };
+    if !with_bytes {
+        return Ok((hashes.len() as u64, 0));
+    }
     let picks: Vec<usize> = if hashes.len() <= SAMPLES_PER_LISTING {
         (0..hashes.len()).collect()
     } else {

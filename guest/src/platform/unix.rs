@@ -163,6 +163,36 @@ impl Dir {
         Ok(rustix::fs::renameat(&self.fd, name, &to.fd, to_name)?)
     }
 
+    /// Renames `name` to `to_name` in `to` only if `to_name` does not exist:
+    /// whether it did (`renameat2` with `RENAME_NOREPLACE`); `None` where the
+    /// system or file system cannot say so in one call.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn rename_new(
+        &self,
+        name: &str,
+        to: &Dir,
+        to_name: &str,
+    ) -> io::Result<Option<bool>> {
+        use rustix::fs::RenameFlags;
+        match rustix::fs::renameat_with(&self.fd, name, &to.fd, to_name, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(Some(true)),
+            Err(e) if e == rustix::io::Errno::EXIST => Ok(Some(false)),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renames only if `to_name` does not exist: not in one call here.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn rename_new(
+        &self,
+        _name: &str,
+        _to: &Dir,
+        _to_name: &str,
+    ) -> io::Result<Option<bool>> {
+        Ok(None)
+    }
+
     /// Links `name` as `to_name` in `to`; fails if `to_name` exists.
     pub(crate) fn hard_link(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
         Ok(rustix::fs::linkat(

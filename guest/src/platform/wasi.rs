@@ -201,6 +201,16 @@ impl Dir {
             .map_err(to_io_error)
     }
 
+    /// Renames only if `to_name` does not exist: not in one call here.
+    pub(crate) fn rename_new(
+        &self,
+        _name: &str,
+        _to: &Dir,
+        _to_name: &str,
+    ) -> io::Result<Option<bool>> {
+        Ok(None)
+    }
+
     /// Links `name` as `to_name` in `to`; fails if `to_name` exists.
     pub(crate) fn hard_link(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
         self.with(|dir| to.with(|to| dir.link_at(PathFlags::empty(), name, to, to_name)))

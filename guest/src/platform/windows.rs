@@ -104,6 +104,16 @@ impl Dir {
         std::fs::rename(self.path.join(name), to.path.join(to_name))
     }
 
+    /// Renames only if `to_name` does not exist: not in one call here.
+    pub(crate) fn rename_new(
+        &self,
+        _name: &str,
+        _to: &Dir,
+        _to_name: &str,
+    ) -> io::Result<Option<bool>> {
+        Ok(None)
+    }
+
     /// Links `name` as `to_name` in `to`; fails if `to_name` exists.
     pub(crate) fn hard_link(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
         std::fs::hard_link(self.path.join(name), to.path.join(to_name))
