@@ -103,6 +103,11 @@ jco:
     FILECACHE_REQUIRE_JCO=1 cargo test -p filecache-conformance --test jco
     node tests/jco/shim-bugs.mjs
 
+# The conformance suite in the third host: the component in wasmtime-py (pip installs it).
+wasmtime-py:
+    python3 -m pip install --quiet 'wasmtime>=50,<51'
+    FILECACHE_REQUIRE_WASMTIME_PY=1 cargo test -p filecache-conformance --test wasmtime_py
+
 # Run CI exactly as it runs on a fresh clone.
 ci:
     bash .ci/run

@@ -145,9 +145,12 @@ pub fn unicode_and_4k_keys<B: Backend>(backend: &B) {
 }
 
 pub fn large_value_round_trips<B: Backend>(backend: &B) {
+    let large = stamped(1, 1, 3 * 1024 * 1024 + 17);
+    if let Some(limit) = backend.largest_returned_value() {
+        return large_value_beyond_the_host_limit_is_kept(backend, limit, &large);
+    }
     let dir = fresh_dir();
     let mut cache = open(backend, dir.path());
-    let large = stamped(1, 1, 3 * 1024 * 1024 + 17);
     cache
         .insert("large", &large, Expiry::Never)
         .expect("insert");
@@ -158,6 +161,43 @@ pub fn large_value_round_trips<B: Backend>(backend: &B) {
             .as_deref()
             .and_then(check_stamped),
         Some((1, 1))
+    );
+}
+
+/// On a host that cannot hand back values above `limit`
+/// ([`Backend::largest_returned_value`]): a value of exactly `limit` bytes
+/// round-trips, a larger one is stored whole, its read fails with an error
+/// (never a short value), and the native library reads it back intact.
+fn large_value_beyond_the_host_limit_is_kept<B: Backend>(backend: &B, limit: usize, large: &[u8]) {
+    assert!(
+        large.len() > limit,
+        "the case's value must exceed the limit"
+    );
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let at_limit = stamped(2, 2, limit);
+    cache
+        .insert("at-limit", &at_limit, Expiry::Never)
+        .expect("insert at the limit");
+    let back = cache.get("at-limit").expect("get at the limit");
+    assert_eq!(back.as_deref().and_then(check_stamped), Some((2, 2)));
+    cache.insert("large", large, Expiry::Never).expect("insert");
+    match cache.get("large") {
+        Err(_) => {}
+        Ok(value) => panic!(
+            "a {}-byte value came back from a host limited to {limit} bytes \
+             ({:?} bytes): the limit has moved, update largest_returned_value",
+            large.len(),
+            value.map(|v| v.len())
+        ),
+    }
+    drop(cache);
+    let mut native =
+        filecache::FileStore::open(dir.path(), Options::default()).expect("open natively");
+    assert_eq!(
+        native.get("large").expect("native get").as_deref(),
+        Some(large),
+        "the value the host could not return is stored whole"
     );
 }
 

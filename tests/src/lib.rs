@@ -1,7 +1,9 @@
 //! The filecache conformance suite: one set of cases, run against every backend.
 //!
 //! Backends: the native store, the component in the wasmtime host, the Cot
-//! adapter ([`backends`]), and the component on Node.js through jco ([`jco`]).
+//! adapter ([`backends`]), the component on Node.js through jco ([`jco`]), and
+//! the component in wasmtime-py ([`wasmtime_py`]); the last two run in a
+//! process of their own ([`line_host`]).
 //! A backend implements [`Backend`] (open a cache in a host directory) and
 //! [`CacheUnderTest`] (the cache operations). `conformance_suite!(backend)` expands
 //! to one `#[test]` per case, from the single list in this file, so every backend
@@ -21,8 +23,10 @@ pub mod backends;
 #[doc(hidden)]
 pub mod cases;
 pub mod jco;
+pub mod line_host;
 pub mod tools;
 pub mod values;
+pub mod wasmtime_py;
 
 /// What kind of failure an operation reported (the WIT `error` cases, plus a
 /// runtime failure of the backend itself such as a trap).
@@ -106,6 +110,15 @@ pub trait Backend: Sync {
     /// preopen (`tests/jco/shim-bugs.mjs` reproduces it).
     fn holds_directories(&self) -> bool {
         true
+    }
+    /// The largest value the host can hand back from a call, if it has a
+    /// limit below the cache's. wasmtime-py lifts a result through the C API's
+    /// generic values and charges each list element 48 bytes of wasmtime's
+    /// 128 MiB per-call hostcall fuel, which it offers no way to raise: a value
+    /// above about 2.79 MB cannot come back, and the instance refuses every
+    /// call after that.
+    fn largest_returned_value(&self) -> Option<usize> {
+        None
     }
     /// Why this backend cannot run here (a missing external tool), if it cannot;
     /// its cases then print a loud skip. A backend that must run panics instead.
