@@ -192,8 +192,7 @@ fn large_value_beyond_the_host_limit_is_kept<B: Backend>(backend: &B, limit: usi
         ),
     }
     drop(cache);
-    let mut native =
-        filecache::FileStore::open(dir.path(), Options::default()).expect("open natively");
+    let native = filecache::FileStore::open(dir.path(), Options::default()).expect("open natively");
     assert_eq!(
         native.get("large").expect("native get").as_deref(),
         Some(large),
