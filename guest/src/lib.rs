@@ -86,3 +86,10 @@ pub use error::{Error, Result};
 pub use listing::{KeyPage, Keys, PAGE_SIZE};
 pub use options::{Expiry, Options};
 pub use store::{FileStore, Stats};
+
+/// The environment variable a host sets to `1` for the component when the
+/// directory it preopens lies on a read-only file system. wasmtime-wasi
+/// reports `EROFS` as a plain `io` error; with this hint the component takes
+/// an `io` error for the read-only file system it then is, and its errors name
+/// it as they do natively. `filecache-host` sets it; other hosts may.
+pub const READ_ONLY_MEDIA_VARIABLE: &str = "FILECACHE_READ_ONLY_MEDIA";

@@ -128,6 +128,9 @@ pub(crate) fn new_store(
     for (name, value) in env {
         wasi.env(name, value);
     }
+    if on_read_only_file_system(host_dir) {
+        wasi.env(filecache::READ_ONLY_MEDIA_VARIABLE, "1");
+    }
     let state = HostState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -176,4 +179,18 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Whether `dir` lies on a file system mounted read-only (`statvfs`), which
+/// wasmtime-wasi cannot tell the component: it reports `EROFS` as `io`.
+#[cfg(unix)]
+fn on_read_only_file_system(dir: &Path) -> bool {
+    rustix::fs::statvfs(dir)
+        .is_ok_and(|stat| stat.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// Whether `dir` lies on a file system mounted read-only: not asked off Unix.
+#[cfg(not(unix))]
+fn on_read_only_file_system(_dir: &Path) -> bool {
+    false
 }

@@ -116,12 +116,11 @@ const BIND_READ_ONLY: &str = r#"mount --bind "$1" "$1" && mount -o remount,bind,
 /// A cache shipped on read-only media (a container layer, a read-only mount):
 /// hits are served; expired and damaged entries are misses, counted, and
 /// left in place; `keys`, `size` and `stats` work; every write fails with an
-/// I/O error that names the read-only file system — natively, and in the
-/// component on jco. wasmtime (48, and its CLI 49) reports `EROFS` to a
-/// component as a plain `io` error code, so there the writes fail with a
-/// typed I/O error that cannot name it; the test says whether that is still
-/// so (`present`) or `fixed`. Each backend runs in a worker process inside a
-/// user namespace.
+/// I/O error that names the read-only file system — natively, in the
+/// component on jco, and in the component in `filecache-host` (wasmtime-wasi
+/// reports `EROFS` as a plain `io` error: the host tells the component its
+/// directory is read-only, see `filecache::READ_ONLY_MEDIA_VARIABLE`). Each
+/// backend runs in a worker process inside a user namespace.
 #[test]
 fn a_read_only_cache_serves_what_it_can_and_refuses_writes_clearly() {
     let probe = tempfile::tempdir().expect("temp dir");
@@ -178,18 +177,10 @@ fn a_read_only_cache_serves_what_it_can_and_refuses_writes_clearly() {
                 .as_str()
                 .is_some_and(|m| m.contains("read-only file system"))
         });
-        if backend == "wasm" {
-            let state = if named { "fixed" } else { "present" };
-            let _ = writeln!(
-                std::io::stderr(),
-                "read-only (wasm): wasmtime reports EROFS as a plain I/O error: {state}"
-            );
-        } else {
-            assert!(
-                named,
-                "{backend}: every write names the read-only file system: {report}"
-            );
-        }
+        assert!(
+            named,
+            "{backend}: every write names the read-only file system: {report}"
+        );
         let _ = writeln!(
             std::io::stderr(),
             "read-only ({backend}): insert fails with {}",

@@ -408,9 +408,20 @@ pub(crate) fn to_io_error(code: ErrorCode) -> io::Error {
         ErrorCode::NotPermitted => libc::EPERM,
         ErrorCode::ReadOnly => libc::EROFS,
         ErrorCode::CrossDevice => libc::EXDEV,
+        ErrorCode::Io if host_reports_read_only() => libc::EROFS,
         _ => libc::EIO,
     };
     io::Error::from_raw_os_error(errno)
+}
+
+/// Whether the host said the preopened directory is read-only (asked once per
+/// instance, on the first `io` error).
+fn host_reports_read_only() -> bool {
+    thread_local! {
+        static READ_ONLY: bool =
+            std::env::var_os(crate::READ_ONLY_MEDIA_VARIABLE).is_some_and(|v| v == "1");
+    }
+    READ_ONLY.with(|read_only| *read_only)
 }
 
 /// Finding the preopened directory a path lies in, as wasi-libc does.
