@@ -76,14 +76,31 @@ impl FileStore {
     /// fits in an `i64`, or if the sum overflows (the value is then unchanged);
     /// otherwise as for [`FileStore::add`].
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.add_to_counter(key, delta)
+    }
+
+    /// [`FileStore::increment`] in unsigned integers (`wasi:keyvalue`
+    /// 0.2.0-draft's `u64`), on the same decimal text: a counter below 2^63
+    /// reads the same either way.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the stored value is not a decimal integer that
+    /// fits in a `u64` (a negative one does not), or if the sum overflows;
+    /// otherwise as for [`FileStore::add`].
+    pub fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64> {
+        self.add_to_counter(key, delta)
+    }
+
+    fn add_to_counter<N: Counter>(&self, key: &str, delta: N) -> Result<N> {
         self.read_modify_write(key, |current| {
             let (old, expires_at) = match current {
-                Some(current) => (parse_integer(key, &current.value)?, current.expires_at),
-                None => (0, NEVER),
+                Some(current) => (parse_integer::<N>(key, &current.value)?, current.expires_at),
+                None => (N::ZERO, NEVER),
             };
             let new = old.checked_add(delta).ok_or_else(|| {
                 Error::invalid(format!(
-                    "incrementing `{key}` ({old}) by {delta} overflows a 64-bit integer"
+                    "incrementing `{key}` ({old}) by {delta} overflows {}",
+                    N::NAME
                 ))
             })?;
             Ok(Decision::Write {
@@ -236,13 +253,38 @@ fn live_entry(bytes: &[u8], key: &str) -> Option<Current> {
     })
 }
 
-fn parse_integer(key: &str, value: &[u8]) -> Result<i64> {
+/// The integers a counter holds, stored as ASCII decimal text.
+trait Counter: Copy + std::fmt::Display + std::str::FromStr {
+    const ZERO: Self;
+    /// What the integer is, for error messages.
+    const NAME: &'static str;
+    fn checked_add(self, other: Self) -> Option<Self>;
+}
+
+impl Counter for i64 {
+    const ZERO: Self = 0;
+    const NAME: &'static str = "a 64-bit integer";
+    fn checked_add(self, other: Self) -> Option<Self> {
+        i64::checked_add(self, other)
+    }
+}
+
+impl Counter for u64 {
+    const ZERO: Self = 0;
+    const NAME: &'static str = "an unsigned 64-bit integer";
+    fn checked_add(self, other: Self) -> Option<Self> {
+        u64::checked_add(self, other)
+    }
+}
+
+fn parse_integer<N: Counter>(key: &str, value: &[u8]) -> Result<N> {
     std::str::from_utf8(value)
         .ok()
-        .and_then(|text| text.parse::<i64>().ok())
+        .and_then(|text| text.parse::<N>().ok())
         .ok_or_else(|| {
             Error::invalid(format!(
-                "the value under `{key}` is not a decimal 64-bit integer, so it cannot be incremented"
+                "the value under `{key}` is not {} in decimal, so it cannot be incremented",
+                N::NAME
             ))
         })
 }
@@ -253,8 +295,8 @@ mod tests {
 
     #[test]
     fn integers_parse_strictly() {
-        assert_eq!(parse_integer("k", b"-42").ok(), Some(-42));
-        assert_eq!(parse_integer("k", b"0").ok(), Some(0));
+        assert_eq!(parse_integer::<i64>("k", b"-42").ok(), Some(-42));
+        assert_eq!(parse_integer::<i64>("k", b"0").ok(), Some(0));
         for bad in [
             &b""[..],
             b"1.5",
@@ -264,7 +306,37 @@ mod tests {
             b"99999999999999999999",
             b"\xff",
         ] {
-            assert!(parse_integer("k", bad).is_err(), "{bad:?}");
+            assert!(parse_integer::<i64>("k", bad).is_err(), "{bad:?}");
         }
+        assert_eq!(
+            parse_integer::<u64>("k", b"18446744073709551615").ok(),
+            Some(u64::MAX)
+        );
+        assert!(parse_integer::<u64>("k", b"-1").is_err());
+    }
+
+    #[test]
+    fn unsigned_counters_share_the_signed_text() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(dir.path(), crate::Options::default()).expect("open");
+        assert_eq!(store.increment("n", 40).ok(), Some(40));
+        assert_eq!(store.increment_unsigned("n", 2).ok(), Some(42));
+        assert_eq!(store.get("n").ok().flatten().as_deref(), Some(&b"42"[..]));
+        assert_eq!(
+            store.increment_unsigned("n", u64::MAX - 42).ok(),
+            Some(u64::MAX)
+        );
+        let overflow = store.increment_unsigned("n", 1).expect_err("overflow");
+        assert!(matches!(overflow, Error::InvalidInput { .. }), "{overflow}");
+        assert!(store.increment("n", 1).is_err(), "beyond an i64");
+        store.increment("negative", -1).expect("increment");
+        let negative = store
+            .increment_unsigned("negative", 1)
+            .expect_err("negative");
+        assert!(matches!(negative, Error::InvalidInput { .. }), "{negative}");
+        assert_eq!(
+            store.get("n").ok().flatten().as_deref(),
+            Some(u64::MAX.to_string().as_bytes())
+        );
     }
 }

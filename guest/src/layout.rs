@@ -86,6 +86,20 @@ impl KeyHash {
         u64::from_le_bytes(first_eight(&self.0))
     }
 
+    /// The first 8 bytes of the hash read big-endian: a number that sorts
+    /// as the hashes do (a numbered `list-keys` cursor).
+    pub fn order_prefix(&self) -> u64 {
+        u64::from_be_bytes(first_eight(&self.0))
+    }
+
+    /// The greatest hash whose [`KeyHash::order_prefix`] is `prefix`: listing
+    /// after it resumes after every hash with that prefix.
+    pub fn last_with_order_prefix(prefix: u64) -> Self {
+        let mut bytes = [0xff; 32];
+        bytes[..8].copy_from_slice(&prefix.to_be_bytes());
+        Self(bytes)
+    }
+
     /// The index of the entry's shard directory (the first byte of the hash).
     pub fn shard(&self) -> u8 {
         self.0[0]

@@ -83,7 +83,7 @@ mod keyvalue;
 compile_error!("a component exports one world: enable `component` or `keyvalue`, not both");
 
 pub use error::{Error, Result};
-pub use listing::{KeyPage, Keys, PAGE_SIZE};
+pub use listing::{KeyPage, Keys, NumberedKeyPage, PAGE_SIZE};
 pub use options::{Expiry, Options};
 pub use store::{FileStore, Stats};
 

@@ -30,6 +30,15 @@ pub struct KeyPage {
     pub cursor: Option<String>,
 }
 
+/// One page of keys with a numbered cursor ([`FileStore::list_keys_numbered`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NumberedKeyPage {
+    /// Live keys, in hash order.
+    pub keys: Vec<String>,
+    /// Where the next page starts; `None` when the listing is complete.
+    pub cursor: Option<u64>,
+}
+
 impl FileStore {
     /// A page of live (unexpired) keys, starting after `cursor` (`None`: from
     /// the start). Pass the returned cursor to get the next page.
@@ -46,9 +55,43 @@ impl FileStore {
                 ))
             })?),
         };
+        let (keys, last) = self.page_after(after, PageEnd::AnyKey)?;
+        Ok(KeyPage {
+            keys,
+            cursor: last.map(|hash| hash.hex()),
+        })
+    }
+
+    /// [`FileStore::list_keys`] with a numbered cursor (`wasi:keyvalue`
+    /// 0.2.0-draft's `option<u64>`): the first 8 bytes of the last key's hash,
+    /// read big-endian. A page ends only between two keys whose numbers
+    /// differ, so in the rare case that two keys share one it may hold more
+    /// than [`PAGE_SIZE`] keys, and resuming after a number skips nothing; the
+    /// guarantees are `list_keys`'s. Every number is a valid cursor.
+    ///
+    /// # Errors
+    /// An I/O error if a directory or entry cannot be read.
+    pub fn list_keys_numbered(&self, cursor: Option<u64>) -> Result<NumberedKeyPage> {
+        let after = cursor.map(KeyHash::last_with_order_prefix);
+        let (keys, last) = self.page_after(after, PageEnd::NewOrderPrefix)?;
+        Ok(NumberedKeyPage {
+            keys,
+            cursor: last.map(|hash| hash.order_prefix()),
+        })
+    }
+
+    /// The live keys whose hashes sort after `after`, up to a page as `end`
+    /// has it, and the hash of the page's last key when more may follow.
+    fn page_after(
+        &self,
+        after: Option<KeyHash>,
+        end: PageEnd,
+    ) -> Result<(Vec<String>, Option<KeyHash>)> {
         let first_shard = after.map_or(0, |hash| hash.shard());
         let now = now_ms();
-        let mut page = KeyPage::default();
+        let mut keys = Vec::new();
+        // Set once the page is full and `end` wants it closed only at a new prefix.
+        let mut full_at: Option<KeyHash> = None;
         for index in scan::shards(self.cache())? {
             if index < first_shard {
                 continue;
@@ -62,20 +105,27 @@ impl FileStore {
                 if after.is_some_and(|after| hash <= after) {
                     continue;
                 }
+                if let Some(last) = full_at
+                    && last.order_prefix() != hash.order_prefix()
+                {
+                    return Ok((keys, Some(last)));
+                }
                 let Some((key, head)) = read_stored_key(&dir, &hash)? else {
                     continue;
                 };
                 if head.is_expired_at(now) || KeyHash::of(&key) != hash {
                     continue;
                 }
-                page.keys.push(key);
-                if page.keys.len() == PAGE_SIZE {
-                    page.cursor = Some(hash.hex());
-                    return Ok(page);
+                keys.push(key);
+                if keys.len() >= PAGE_SIZE {
+                    match end {
+                        PageEnd::AnyKey => return Ok((keys, Some(hash))),
+                        PageEnd::NewOrderPrefix => full_at = Some(hash),
+                    }
                 }
             }
         }
-        Ok(page)
+        Ok((keys, None))
     }
 
     /// Every live key, page by page (see [`FileStore::list_keys`]).
@@ -87,6 +137,15 @@ impl FileStore {
             done: false,
         }
     }
+}
+
+/// Where a full page may end.
+#[derive(Debug, Clone, Copy)]
+enum PageEnd {
+    /// After any key.
+    AnyKey,
+    /// Only before a key whose [`KeyHash::order_prefix`] differs from the last.
+    NewOrderPrefix,
 }
 
 /// The iterator of [`FileStore::keys`].
@@ -160,4 +219,82 @@ fn read_key_bytes(dir: &Dir, name: &str) -> io::Result<Option<(Vec<u8>, Head)>> 
     bytes.truncate(key_end);
     bytes.drain(..HEADER_LEN);
     Ok(Some((bytes, head)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::{Expiry, Options};
+
+    fn numbered_listing(store: &FileStore) -> Vec<NumberedKeyPage> {
+        let mut pages = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.list_keys_numbered(cursor).expect("list");
+            cursor = page.cursor;
+            pages.push(page);
+            if cursor.is_none() {
+                return pages;
+            }
+        }
+    }
+
+    #[test]
+    fn numbered_pages_cover_every_live_key_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(dir.path(), Options::default()).expect("open");
+        let live: BTreeSet<String> = (0..700).map(|i| format!("key-{i}")).collect();
+        for key in &live {
+            store.insert(key, b"v", Expiry::Never).expect("insert");
+        }
+        for i in 0..50 {
+            let key = format!("expired-{i}");
+            store
+                .insert(
+                    &key,
+                    b"v",
+                    Expiry::At(
+                        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1),
+                    ),
+                )
+                .expect("insert");
+        }
+        let pages = numbered_listing(&store);
+        assert_eq!(pages.len(), 3, "700 keys in pages of {PAGE_SIZE}");
+        let mut seen = BTreeSet::new();
+        for page in &pages {
+            assert!(page.keys.len() <= PAGE_SIZE);
+            for key in &page.keys {
+                assert!(seen.insert(key.clone()), "{key} listed twice");
+            }
+        }
+        assert_eq!(seen, live);
+        let numbers: Vec<u64> = pages.iter().filter_map(|page| page.cursor).collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "cursors ascend");
+    }
+
+    #[test]
+    fn a_numbered_cursor_resumes_after_its_keys() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(dir.path(), Options::default()).expect("open");
+        for i in 0..10 {
+            store
+                .insert(&format!("k{i}"), b"v", Expiry::Never)
+                .expect("insert");
+        }
+        let mut by_number: Vec<(u64, String)> = (0..10)
+            .map(|i| format!("k{i}"))
+            .map(|key| (KeyHash::of(&key).order_prefix(), key))
+            .collect();
+        by_number.sort();
+        let (third, _) = by_number[2];
+        let page = store.list_keys_numbered(Some(third)).expect("list");
+        let rest: Vec<String> = by_number[3..].iter().map(|(_, key)| key.clone()).collect();
+        assert_eq!(page.keys, rest);
+        assert_eq!(page.cursor, None);
+        let none = store.list_keys_numbered(Some(u64::MAX)).expect("list");
+        assert_eq!(none, NumberedKeyPage::default());
+    }
 }

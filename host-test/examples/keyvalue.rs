@@ -4,13 +4,13 @@
 //! `./kv-data`), then lists the bucket's keys.
 
 use filecache_host::HostConfig;
-use filecache_host::keyvalue::KeyValueRuntime;
+use filecache_host::keyvalue::{KeyValueRuntime, Version};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::env::args().nth(1).unwrap_or_else(|| "kv-data".into());
     let runtime = KeyValueRuntime::new(HostConfig::keyvalue())?;
     let mut instance = runtime.instantiate(root.as_ref())?;
-    let bucket = instance.open("demo")?;
+    let bucket = instance.open(Version::Draft2, "demo")?;
     let visits = instance.increment(&bucket, "visits", 1)?;
     instance.set(&bucket, "greeting", b"hello from wasi:keyvalue")?;
     let greeting = instance.get(&bucket, "greeting")?.unwrap_or_default();

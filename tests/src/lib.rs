@@ -23,6 +23,7 @@ pub mod backends;
 #[doc(hidden)]
 pub mod cases;
 pub mod jco;
+pub mod keyvalue;
 pub mod line_host;
 pub mod tools;
 pub mod values;
