@@ -97,6 +97,16 @@ plugin path="/hello": build
     wasmtime run --dir ./plugin-cache::/cache --invoke 'render("{{path}}")' target/components/plugin-composed.wasm
     wasmtime run --dir ./plugin-cache::/cache --invoke 'render("{{path}}")' target/components/plugin-composed.wasm
 
+# The visit-counter plugin (written against wasi:keyvalue@0.2.0-draft) composed with the keyvalue component by `wac plug`, run under the wasmtime CLI on ./kv-data.
+kv-plugin page="/hello": build
+    wac --version || cargo install wac-cli --locked
+    {{lean}} cargo build --release --target wasm32-wasip2 -p filecache-kv-plugin-example --target-dir target/wasm-plugin
+    cp target/wasm-plugin/wasm32-wasip2/release/filecache_kv_plugin_example.wasm target/components/kv-plugin.wasm
+    wac plug target/components/kv-plugin.wasm --plug target/components/filecache-keyvalue.wasm -o target/components/kv-plugin-composed.wasm
+    mkdir -p kv-data
+    wasmtime run --dir ./kv-data::/kv --env FILECACHE_KEYVALUE_ROOT=/kv --invoke 'visit("{{page}}")' target/components/kv-plugin-composed.wasm
+    wasmtime run --dir ./kv-data::/kv --env FILECACHE_KEYVALUE_ROOT=/kv --invoke 'report()' target/components/kv-plugin-composed.wasm
+
 # The conformance suite in the second host: the component transpiled by jco, on Node.js (npm installs jco).
 jco:
     npm ci --prefix tests/jco --no-audit --no-fund

@@ -1,6 +1,6 @@
 //! Builds the guest components for `wasm32-wasip2` with a nested cargo, composes
-//! the plugin example with the cache component (with wac's library, the engine
-//! of `wac plug`), and writes their paths as constants (`OUT_DIR/artifacts.rs`),
+//! each plugin example with the component it imports (with wac's library, the
+//! engine of `wac plug`), and writes their paths as constants (`OUT_DIR/artifacts.rs`),
 //! so a plain `cargo test` / `cargo build` on a fresh clone needs no extra step.
 //!
 //! The nested build uses its own target directory inside `OUT_DIR` (it cannot
@@ -64,6 +64,40 @@ const ARTIFACTS: &[Artifact] = &[
         built: "filecache_plugin_example.wasm",
         name: "plugin.wasm",
     },
+    Artifact {
+        constant: "KV_PLUGIN_COMPONENT",
+        what: "the keyvalue plugin example, which imports `wasi:keyvalue@0.2.0-draft`",
+        package: "filecache-kv-plugin-example",
+        selection: &["--lib"],
+        built: "filecache_kv_plugin_example.wasm",
+        name: "kv-plugin.wasm",
+    },
+];
+
+/// One composition: `socket` with its imports plugged by `plug`'s exports.
+struct Composition {
+    constant: &'static str,
+    what: &'static str,
+    socket: &'static str,
+    plug: &'static str,
+    name: &'static str,
+}
+
+const COMPOSITIONS: &[Composition] = &[
+    Composition {
+        constant: "PLUGIN_COMPOSED",
+        what: "the plugin composed with the cache component (imports WASI only)",
+        socket: "plugin.wasm",
+        plug: "filecache.wasm",
+        name: "plugin-composed.wasm",
+    },
+    Composition {
+        constant: "KV_PLUGIN_COMPOSED",
+        what: "the keyvalue plugin composed with the keyvalue component (imports WASI only)",
+        socket: "kv-plugin.wasm",
+        plug: "filecache-keyvalue.wasm",
+        name: "kv-plugin-composed.wasm",
+    },
 ];
 
 /// The target the components are built for.
@@ -87,6 +121,9 @@ fn main() {
         "examples/plugin/src",
         "examples/plugin/wit",
         "examples/plugin/Cargo.toml",
+        "examples/kv-plugin/src",
+        "examples/kv-plugin/wit",
+        "examples/kv-plugin/Cargo.toml",
         "Cargo.lock",
     ] {
         println!(
@@ -117,17 +154,15 @@ fn main() {
         });
         constant(artifact.constant, artifact.what, &path);
     }
-    let composed = components.join("plugin-composed.wasm");
-    compose(
-        &components.join("plugin.wasm"),
-        &components.join("filecache.wasm"),
-        &composed,
-    );
-    constant(
-        "PLUGIN_COMPOSED",
-        "the plugin composed with the cache component (imports WASI only)",
-        &composed,
-    );
+    for composition in COMPOSITIONS {
+        let composed = components.join(composition.name);
+        compose(
+            &components.join(composition.socket),
+            &components.join(composition.plug),
+            &composed,
+        );
+        constant(composition.constant, composition.what, &composed);
+    }
     std::fs::write(out_dir.join("artifacts.rs"), constants)
         .unwrap_or_else(|e| fail(&format!("cannot write artifacts.rs: {e}")));
 }
@@ -194,10 +229,15 @@ fn compose(socket: &Path, plug: &Path, out: &Path) {
             .register_package(package)
             .unwrap_or_else(|e| fail(&format!("cannot register {}: {e}", path.display())))
     };
-    let socket = register("filecache:plugin", socket);
-    let plug = register("filecache:cache", plug);
-    wac_graph::plug(&mut graph, vec![plug], socket)
-        .unwrap_or_else(|e| fail(&format!("cannot plug the cache into the plugin: {e}")));
+    let socket_id = register("filecache:socket", socket);
+    let plug_id = register("filecache:plug", plug);
+    wac_graph::plug(&mut graph, vec![plug_id], socket_id).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot plug {} into {}: {e}",
+            plug.display(),
+            socket.display()
+        ))
+    });
     let bytes = graph
         .encode(EncodeOptions::default())
         .unwrap_or_else(|e| fail(&format!("cannot encode the composition: {e}")));

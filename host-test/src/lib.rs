@@ -25,6 +25,7 @@ pub mod keyvalue;
 pub mod plugin;
 pub mod precompiled;
 mod sandbox;
+pub mod visits;
 
 use std::path::Path;
 
@@ -69,6 +70,15 @@ impl HostConfig {
     pub fn plugin() -> Self {
         Self {
             component: artifacts::PLUGIN_COMPOSED.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The defaults, for the keyvalue plugin example composed with the
+    /// `wasi:keyvalue` component ([`visits::VisitsRuntime`]).
+    pub fn kv_plugin() -> Self {
+        Self {
+            component: artifacts::KV_PLUGIN_COMPOSED.into(),
             ..Self::default()
         }
     }
