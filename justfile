@@ -36,6 +36,7 @@ lint:
     cargo check -p filecache --features cot --target x86_64-pc-windows-gnu
     cargo clippy --release --target wasm32-wasip2 -p filecache --lib --bins --features component --target-dir target/wasm-lint -- -D warnings
     cargo clippy --release --target wasm32-wasip2 -p filecache --lib --features keyvalue --target-dir target/wasm-lint -- -D warnings
+    cargo clippy --release --target wasm32-wasip2 -p filecache-plugin-example -p filecache-kv-plugin-example --lib --target-dir target/wasm-lint -- -D warnings
 
 # The torture tests at full strength: more processes, instances, operations and kills.
 torture:
@@ -106,6 +107,10 @@ kv-plugin page="/hello": build
     mkdir -p kv-data
     wasmtime run --dir ./kv-data::/kv --env FILECACHE_KEYVALUE_ROOT=/kv --invoke 'visit("{{page}}")' target/components/kv-plugin-composed.wasm
     wasmtime run --dir ./kv-data::/kv --env FILECACHE_KEYVALUE_ROOT=/kv --invoke 'report()' target/components/kv-plugin-composed.wasm
+
+# The same visit-counter plugin, unchanged, on a Redis server many machines can share (the bare plugin; filecache-host serves its wasi:keyvalue imports from Redis).
+kv-redis url="redis://127.0.0.1:6379/" page="/hello":
+    cargo run -p filecache-host --features redis --example visits -- redis {{url}} {{page}}
 
 # The conformance suite in the second host: the component transpiled by jco, on Node.js (npm installs jco).
 jco:

@@ -21,6 +21,7 @@
 
 mod bindings;
 mod error;
+pub mod host_keyvalue;
 pub mod keyvalue;
 pub mod plugin;
 pub mod precompiled;

@@ -12,14 +12,17 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::host_keyvalue::{self, KeyValueStore};
 use crate::precompiled::{self, Loaded};
 use crate::{HostConfig, HostError};
 
 /// Per-instance host state: WASI context, resource table, limits.
 pub(crate) struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     limits: StoreLimits,
+    /// The store behind the `wasi:keyvalue` imports, for a guest linked to one.
+    pub(crate) key_value: Option<Box<dyn KeyValueStore>>,
 }
 
 impl WasiView for HostState {
@@ -48,7 +51,16 @@ impl<P> Prepared<P> {
         config: HostConfig,
         typed: impl FnOnce(InstancePre<HostState>) -> Result<P, E>,
     ) -> Result<Self, E> {
-        let (engine, pre, loaded) = prepare(&config)?;
+        Self::with_imports(config, Imports::Wasi, typed)
+    }
+
+    /// As [`Prepared::new`], linked with `imports`.
+    pub(crate) fn with_imports<E: From<HostError>>(
+        config: HostConfig,
+        imports: Imports,
+        typed: impl FnOnce(InstancePre<HostState>) -> Result<P, E>,
+    ) -> Result<Self, E> {
+        let (engine, pre, loaded) = prepare(&config, imports)?;
         Ok(Self {
             engine,
             pre: typed(pre)?,
@@ -67,6 +79,14 @@ impl<P> Prepared<P> {
     ) -> Result<Store<HostState>, HostError> {
         new_store(&self.engine, &self.config, host_dir, guest_dir, env)
     }
+
+    /// A store for a fresh instance with no directory, whose `wasi:keyvalue`
+    /// imports are served by `key_value`.
+    pub(crate) fn store_on(&self, key_value: Box<dyn KeyValueStore>) -> Store<HostState> {
+        let mut store = store_of(&self.engine, &self.config, WasiCtxBuilder::new());
+        store.data_mut().key_value = Some(key_value);
+        store
+    }
 }
 
 impl<P> std::fmt::Debug for Prepared<P> {
@@ -81,9 +101,22 @@ impl<P> std::fmt::Debug for Prepared<P> {
 /// Bytes of an instance's linear memory kept resident between instances.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// What a component is linked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Imports {
+    /// WASI alone.
+    Wasi,
+    /// WASI, and `wasi:keyvalue@0.2.0-draft` served by the host
+    /// ([`crate::host_keyvalue`]).
+    WasiAndKeyValue,
+}
+
 /// Compiles (or loads precompiled) `config.component` and pre-instantiates
-/// it, linked with WASI.
-fn prepare(config: &HostConfig) -> Result<(Engine, InstancePre<HostState>, Loaded), HostError> {
+/// it, linked with `imports`.
+fn prepare(
+    config: &HostConfig,
+    imports: Imports,
+) -> Result<(Engine, InstancePre<HostState>, Loaded), HostError> {
     let engine = Engine::new(&engine_config(config)).map_err(HostError::Runtime)?;
     let (component, loaded) = precompiled::load(
         &engine,
@@ -92,6 +125,9 @@ fn prepare(config: &HostConfig) -> Result<(Engine, InstancePre<HostState>, Loade
     )?;
     let mut linker = Linker::<HostState>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(HostError::Runtime)?;
+    if imports == Imports::WasiAndKeyValue {
+        host_keyvalue::imports::add_to_linker(&mut linker).map_err(HostError::Runtime)?;
+    }
     let pre = linker
         .instantiate_pre(&component)
         .map_err(HostError::Runtime)?;
@@ -131,16 +167,22 @@ pub(crate) fn new_store(
     if on_read_only_file_system(host_dir) {
         wasi.env(filecache::READ_ONLY_MEDIA_VARIABLE, "1");
     }
+    Ok(store_of(engine, config, wasi))
+}
+
+/// A store whose WASI context `wasi` builds, with the configured memory limit.
+fn store_of(engine: &Engine, config: &HostConfig, mut wasi: WasiCtxBuilder) -> Store<HostState> {
     let state = HostState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
         limits: StoreLimitsBuilder::new()
             .memory_size(config.memory_limit)
             .build(),
+        key_value: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
-    Ok(store)
+    store
 }
 
 /// The engine settings: the pooling allocator when `config` asks for a pool.

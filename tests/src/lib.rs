@@ -25,6 +25,7 @@ pub mod cases;
 pub mod jco;
 pub mod keyvalue;
 pub mod line_host;
+pub mod redis_server;
 pub mod tools;
 pub mod values;
 pub mod wasmtime_py;

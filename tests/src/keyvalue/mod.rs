@@ -1,6 +1,7 @@
 //! The `wasi:keyvalue` conformance suite: one set of cases ([`cases`]) run
 //! against every store that serves `wasi:keyvalue` — the filecache component
-//! through each draft it exports ([`filecache`]).
+//! through each draft it exports ([`filecache`]), and the host-served store on
+//! a Redis server ([`redis`]).
 //!
 //! A backend implements [`KeyValueBackend`] (a fresh, empty store per case, and
 //! connections to it) and [`Connection`] (the `store`, `atomics` and `batch`
@@ -11,6 +12,7 @@
 
 pub mod cases;
 pub mod filecache;
+pub mod redis;
 
 pub use filecache_host::keyvalue::{Cursor, KeyValueError, Pairs};
 
