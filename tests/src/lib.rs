@@ -26,9 +26,11 @@ pub mod jco;
 pub mod keyvalue;
 pub mod line_host;
 pub mod redis_server;
+pub mod sshfs;
 pub mod tools;
 pub mod values;
 pub mod wasmtime_py;
+pub mod workers;
 
 /// What kind of failure an operation reported (the WIT `error` cases, plus a
 /// runtime failure of the backend itself such as a trap).

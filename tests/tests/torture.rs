@@ -5,16 +5,16 @@
 //! `cargo test` runs a short version; `just torture` (`FILECACHE_TORTURE=long`)
 //! runs the long one. Each test prints its figures on stderr (`--nocapture`).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use filecache::{Expiry, FileStore, Options};
 use filecache_conformance::tools;
 use filecache_conformance::values::check_stamped;
+use filecache_conformance::workers::{self, report};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_filecache-worker");
 
@@ -55,28 +55,7 @@ fn say(line: &str) {
 }
 
 fn spawn(workload: &str, backend: &str, dir: &Path, id: usize, extra: &[&str]) -> Child {
-    Command::new(WORKER)
-        .arg(workload)
-        .args(["--backend", backend, "--id", &id.to_string()])
-        .arg("--dir")
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn filecache-worker")
-}
-
-/// Waits for a worker and parses its report; panics with its stderr if it failed.
-fn report(child: Child) -> serde_json::Value {
-    let out = child.wait_with_output().expect("wait for worker");
-    assert!(
-        out.status.success(),
-        "worker failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the worker prints one JSON report")
+    workers::spawn(WORKER, workload, backend, dir, id, extra)
 }
 
 fn files_in(dir: &Path) -> usize {
@@ -101,46 +80,10 @@ fn processes_and_instances_share_a_cache_under_a_mixed_workload() {
         .map(|(id, backend)| spawn("mixed", backend, dir.path(), id + 1, &["--ops", &ops]))
         .collect();
     let reports: Vec<serde_json::Value> = children.into_iter().map(report).collect();
-    let sum = |field: &str| -> u64 { reports.iter().map(|r| r[field].as_u64().unwrap_or(0)).sum() };
-    for r in &reports {
-        assert_eq!(r["torn"], 0, "a reader saw a torn value: {r}");
-        assert_eq!(r["errors"], 0, "unexpected errors: {r}");
-    }
-    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    for r in &reports {
-        if let Some(increments) = r["increments"].as_object() {
-            for (key, n) in increments {
-                *expected.entry(key.clone()).or_default() += n.as_i64().unwrap_or(0);
-            }
-        }
-    }
-    let store = FileStore::open(dir.path(), Options::default()).expect("open");
-    for (key, total) in &expected {
-        let value = store.get(key).expect("get").expect("counter present");
-        assert_eq!(
-            String::from_utf8_lossy(&value),
-            total.to_string(),
-            "counter {key}: the increments of every worker add up"
-        );
-    }
-    for key in 0..16 {
-        if let Some(value) = store.get(&format!("v{key}")).expect("get") {
-            assert!(check_stamped(&value).is_some(), "v{key} is whole");
-        }
-    }
-    assert_eq!(store.stats().expect("stats").corrupt_removed, 0);
-    assert_eq!(
-        files_in(&dir.path().join("tmp")),
-        0,
-        "no temporary file left"
-    );
-    assert_eq!(files_in(&dir.path().join("locks")), 0, "no lock file left");
+    let summary = workers::check_mixed(&reports, dir.path());
     say(&format!(
-        "mixed workload: {} processes + {} wasm instances, {} ops, {} hits checked, 0 torn, 0 errors, counters exact ({expected:?})",
-        scale.native,
-        scale.wasm,
-        sum("ops"),
-        sum("hits")
+        "mixed workload: {} processes + {} wasm instances, {} ops, {} hits checked, 0 torn, 0 errors, counters exact ({:?})",
+        scale.native, scale.wasm, summary.ops, summary.hits, summary.counters
     ));
 }
 
@@ -155,19 +98,8 @@ fn increments_from_every_process_and_instance_add_up_exactly() {
         .enumerate()
         .map(|(id, backend)| spawn("increment", backend, dir.path(), id + 1, &["--ops", &ops]))
         .collect();
-    for r in children.into_iter().map(report) {
-        assert_eq!(r["errors"], 0, "{r}");
-        assert_eq!(r["done"].as_u64(), Some(scale.increments), "{r}");
-    }
-    let workers = (scale.native + scale.wasm) as u64;
-    let total = workers * scale.increments;
-    let store = FileStore::open(dir.path(), Options::default()).expect("open");
-    assert_eq!(
-        store.get("total").expect("get"),
-        Some(total.to_string().into_bytes()),
-        "{workers} workers × {} increments",
-        scale.increments
-    );
+    let reports: Vec<serde_json::Value> = children.into_iter().map(report).collect();
+    let total = workers::check_increments(&reports, dir.path(), scale.increments);
     say(&format!(
         "increments: {} processes + {} wasm instances × {} = {total}, exact, in {:.1?}",
         scale.native,

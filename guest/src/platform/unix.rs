@@ -86,12 +86,27 @@ impl Dir {
         Ok(())
     }
 
+    /// Whether `name` exists here (as anything; a link is not followed).
+    fn has_entry(&self, name: &str) -> bool {
+        rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
     /// Creates the file `name`, which must not exist (`O_EXCL`: it never
     /// clobbers a file and never follows a link), for writing.
+    ///
+    /// A file system that reports an existing name as `EPERM` (sshfs: SFTP
+    /// version 3 has no "exists" status, and its generic failure arrives as
+    /// `EPERM`) has that read as `AlreadyExists` when the name is there.
     pub(crate) fn create_new(&self, name: &str, access: Access) -> io::Result<NewFile> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         let mode = Mode::from_raw_mode(access.file_mode());
-        let fd = rustix::fs::openat(&self.fd, name, flags | OFlags::NOFOLLOW, mode)?;
+        let fd = match rustix::fs::openat(&self.fd, name, flags | OFlags::NOFOLLOW, mode) {
+            Ok(fd) => fd,
+            Err(e) if e == rustix::io::Errno::PERM && self.has_entry(name) => {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, e));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if access == Access::GroupShared {
             rustix::fs::fchmod(&fd, mode)?;
         }

@@ -143,18 +143,27 @@ impl Dir {
 
     /// Creates the file `name`, which must not exist, for writing (asking for
     /// `write` alone: see the module docs).
+    ///
+    /// A host file system that reports an existing name as `EPERM` (sshfs:
+    /// SFTP version 3 has no "exists" status) has that read as
+    /// `AlreadyExists` when the name is there.
     pub(crate) fn create_new(&self, name: &str, _access: Access) -> io::Result<NewFile> {
-        let descriptor = self
-            .with(|dir| {
-                dir.open_at(
-                    PathFlags::empty(),
-                    name,
-                    OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                    DescriptorFlags::WRITE,
-                )
-            })
-            .map_err(to_io_error)?;
-        Ok(NewFile { descriptor })
+        let created = self.with(|dir| {
+            dir.open_at(
+                PathFlags::empty(),
+                name,
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                DescriptorFlags::WRITE,
+            )
+        });
+        match created {
+            Ok(descriptor) => Ok(NewFile { descriptor }),
+            Err(ErrorCode::NotPermitted) if self.stat(name).is_ok() => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                to_io_error(ErrorCode::NotPermitted),
+            )),
+            Err(code) => Err(to_io_error(code)),
+        }
     }
 
     /// Opens the file `name` for reading; a symbolic link is refused.
