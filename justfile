@@ -123,6 +123,25 @@ wasmtime-py:
     python3 -m pip install --quiet 'wasmtime>=50,<51'
     FILECACHE_REQUIRE_WASMTIME_PY=1 cargo test -p filecache-conformance --test wasmtime_py
 
+# A cache shared over two sshfs mounts of one directory (a private sshd; needs root, FUSE, sshfs and openssh-server).
+network-fs:
+    FILECACHE_REQUIRE_SSHFS=1 cargo test -p filecache-conformance --test network_fs -- --nocapture
+
+# The native crate's tests and the native conformance suite built for Windows and run under Wine (Debian: wine64, gcc-mingw-w64-x86-64).
+wine:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup target add x86_64-pc-windows-gnu
+    export WINEPREFIX="$PWD/target/wine/prefix" WINEDEBUG=-all
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=/usr/lib/wine/wine64
+    mkdir -p target/wine
+    "$CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER" cmd /c exit || true
+    # Wine 8 lacks bcryptprimitives.dll, which Rust's standard library needs.
+    x86_64-w64-mingw32-gcc -shared -O2 -o target/wine/bcryptprimitives.dll tests/wine/bcryptprimitives.c tests/wine/bcryptprimitives.def -ladvapi32
+    cp target/wine/bcryptprimitives.dll "$WINEPREFIX/drive_c/windows/system32/"
+    cargo test --target x86_64-pc-windows-gnu --target-dir target/windows -p filecache --features cot
+    cargo test --target x86_64-pc-windows-gnu --target-dir target/windows -p filecache-conformance --test native
+
 # Run CI exactly as it runs on a fresh clone.
 ci:
     bash .ci/run

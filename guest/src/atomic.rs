@@ -263,7 +263,7 @@ trait Counter: Copy + std::fmt::Display + std::str::FromStr {
 
 impl Counter for i64 {
     const ZERO: Self = 0;
-    const NAME: &'static str = "a 64-bit integer";
+    const NAME: &'static str = "64-bit integer";
     fn checked_add(self, other: Self) -> Option<Self> {
         i64::checked_add(self, other)
     }
@@ -271,7 +271,7 @@ impl Counter for i64 {
 
 impl Counter for u64 {
     const ZERO: Self = 0;
-    const NAME: &'static str = "an unsigned 64-bit integer";
+    const NAME: &'static str = "unsigned 64-bit integer";
     fn checked_add(self, other: Self) -> Option<Self> {
         u64::checked_add(self, other)
     }
@@ -283,7 +283,7 @@ fn parse_integer<N: Counter>(key: &str, value: &[u8]) -> Result<N> {
         .and_then(|text| text.parse::<N>().ok())
         .ok_or_else(|| {
             Error::invalid(format!(
-                "the value under `{key}` is not {} in decimal, so it cannot be incremented",
+                "the value under `{key}` is not a decimal {}, so it cannot be incremented",
                 N::NAME
             ))
         })

@@ -244,7 +244,9 @@ fn keys_lists_every_live_key_and_limits_evict() {
     assert!(text(&bad.stderr).contains("--max-entries"));
 }
 
-/// The native command makes private caches too, and `--group-shared` opts out.
+/// The native command makes private caches too, and `--group-shared` opts out
+/// (Unix modes: there are none to check elsewhere).
+#[cfg(unix)]
 #[test]
 fn the_command_line_makes_private_caches() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -271,6 +273,7 @@ fn the_command_line_makes_private_caches() {
 }
 
 /// `root` and every file and directory below it.
+#[cfg(unix)]
 fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = vec![root.to_path_buf()];
     for entry in std::fs::read_dir(root).expect("list") {

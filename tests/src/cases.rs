@@ -1524,7 +1524,21 @@ fn plant_link(target: &Path, path: &Path) {
     } else if path.exists() {
         fs::remove_file(path).expect("remove the file");
     }
-    std::os::unix::fs::symlink(target, path).expect("plant a link");
+    symlink(target, path);
+}
+
+/// Makes `path` a symbolic link to `target` (on Windows a directory link
+/// where `target` is a directory, else a file link).
+fn symlink(target: &Path, path: &Path) {
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink(target, path);
+    #[cfg(windows)]
+    let made = if target.is_dir() {
+        std::os::windows::fs::symlink_dir(target, path)
+    } else {
+        std::os::windows::fs::symlink_file(target, path)
+    };
+    made.expect("plant a link");
 }
 
 /// A failure that is a typed I/O error, or a success of a read that found nothing.
@@ -1678,7 +1692,7 @@ pub fn a_cache_directory_reached_through_a_link_is_followed<B: Backend>(backend:
     let real = dir.path().join("real");
     fs::create_dir(&real).expect("real dir");
     let link = dir.path().join("link");
-    std::os::unix::fs::symlink(&real, &link).expect("link");
+    symlink(&real, &link);
     let mut cache = open(backend, &link);
     cache.insert("k", b"value", Expiry::Never).expect("insert");
     assert_eq!(cache.get("k").expect("get"), bytes_of("value"));
