@@ -1,16 +1,18 @@
 //! File semantics where Windows differs from Unix, checked on every platform.
 //!
 //! Windows refuses to rename over, or delete, a file that someone holds open
-//! without `FILE_SHARE_DELETE`. The cache opens entries with it (Rust's
-//! default share mode), so a reader holding an entry open — another handle of
-//! the cache, or any program opening it the default way — never blocks a
-//! write: the entry is replaced and removed under it, and the held handle keeps
-//! reading the old file whole. On Windows, a foreign program that opens an
-//! entry *without* `FILE_SHARE_DELETE` (some backup and scanning tools do)
-//! makes writes to that key fail with a clear error that keeps the old value,
-//! until it lets go.
+//! without `FILE_SHARE_DELETE`, and without POSIX semantics (Windows before 10
+//! 1809, Wine) even with it. The cache opens entries sharing delete access and
+//! retries a rename or delete that meets a held file for a moment, so readers
+//! that come and go — every `get` — never fail a write. With POSIX semantics a
+//! reader may even hold an entry open for good: the entry is replaced and
+//! removed under it, and the held handle keeps reading the old file whole. On
+//! Windows, a foreign program that opens an entry *without*
+//! `FILE_SHARE_DELETE` (some backup and scanning tools do) makes writes to
+//! that key fail with a clear error that keeps the old value, until it lets go.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use filecache::{Expiry, FileStore, Options};
 
@@ -37,6 +39,40 @@ fn an_entry_held_open_by_a_reader_is_replaced_and_removed_under_it() {
     let mut seen = Vec::new();
     held.read_to_end(&mut seen).expect("read the held file");
     assert_eq!(seen, old_file, "the held handle reads the old file whole");
+}
+
+#[test]
+fn readers_opening_an_entry_again_and_again_never_fail_a_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FileStore::open(dir.path(), Options::default()).expect("open");
+    store.insert("k", b"0", Expiry::Never).expect("insert");
+    let path = store.entry_path("k");
+    let done = AtomicBool::new(false);
+    let reads = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0_u32;
+            while !done.load(Ordering::Acquire) {
+                // Open, read and close, as another process's `get` does.
+                if let Ok(mut file) = std::fs::File::open(&path) {
+                    let mut bytes = Vec::new();
+                    let _ = file.read_to_end(&mut bytes);
+                    reads += 1;
+                }
+            }
+            reads
+        });
+        for i in 1..=200_u32 {
+            let value = i.to_string();
+            store
+                .insert("k", value.as_bytes(), Expiry::Never)
+                .expect("a reader never fails a write");
+            assert_eq!(store.get("k").expect("get"), Some(value.into_bytes()));
+        }
+        store.remove("k").expect("nor a removal");
+        done.store(true, Ordering::Release);
+        reader.join().expect("reader")
+    });
+    assert!(reads > 0, "the reader never opened the entry");
 }
 
 #[cfg(windows)]

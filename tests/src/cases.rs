@@ -672,10 +672,13 @@ pub fn concurrent_writers_never_tear<B: Backend>(backend: &B) {
                 }
             });
         }
-        for thread in writer_threads {
-            thread.join().expect("writer");
-        }
+        // Readers stop before a failed writer's panic is passed on, so that
+        // a failing write fails the case instead of leaving readers spinning.
+        let joined: Vec<_> = writer_threads.into_iter().map(|t| t.join()).collect();
         done.store(true, Ordering::Release);
+        for outcome in joined {
+            outcome.expect("writer");
+        }
     });
     let mut cache = open(backend, dir.path());
     let last = cache

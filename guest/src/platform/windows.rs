@@ -5,12 +5,21 @@
 //! `rename` can replace an entry another process is reading; setting a file's
 //! times needs write access; directories cannot be opened to be synced
 //! (Windows commits renames with the file's metadata).
+//!
+//! Replacing or deleting a file that another handle holds open works with
+//! POSIX semantics (Windows 10 1809 and later on NTFS, which `std` asks for);
+//! without them (older Windows, other file systems, Wine) the rename or delete
+//! fails with "access denied" or a sharing violation while any reader holds the
+//! file. Readers hold an entry for the length of one read, so a rename or delete
+//! that meets such an error is tried again for up to [`HELD_FILE_PATIENCE`];
+//! a file held longer (a scanner that opens it without sharing delete) fails
+//! the write with that error, and the old value stays.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{Access, FileStat, Times, read_some_with, refused_dir_link, refused_link};
 
@@ -96,12 +105,14 @@ impl Dir {
 
     /// Removes the file `name`.
     pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
-        std::fs::remove_file(self.path.join(name))
+        let path = self.path.join(name);
+        patient_with_held_files(|| std::fs::remove_file(&path))
     }
 
     /// Renames `name` to `to_name` in `to`, replacing what is there.
     pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
-        std::fs::rename(self.path.join(name), to.path.join(to_name))
+        let (from, to) = (self.path.join(name), to.path.join(to_name));
+        patient_with_held_files(|| std::fs::rename(&from, &to))
     }
 
     /// Renames only if `to_name` does not exist: not in one call here.
@@ -239,5 +250,30 @@ fn file_stat(meta: &std::fs::Metadata) -> FileStat {
         modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         accessed: meta.accessed().ok(),
         len: meta.len(),
+    }
+}
+
+/// How long a rename or delete waits out readers that hold the file.
+pub(crate) const HELD_FILE_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Whether `error` may mean another handle holds the file open: "access
+/// denied" (`ERROR_ACCESS_DENIED`, 5) or a sharing violation (32).
+fn held_by_another_handle(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::PermissionDenied || error.raw_os_error() == Some(32)
+}
+
+/// Runs `operation`, again and again while it fails as if another handle held
+/// the file, for up to [`HELD_FILE_PATIENCE`] (pauses from 100 µs, doubling).
+fn patient_with_held_files(mut operation: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    let deadline = Instant::now() + HELD_FILE_PATIENCE;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match operation() {
+            Err(e) if held_by_another_handle(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            outcome => return outcome,
+        }
     }
 }
