@@ -48,7 +48,7 @@ fn readers_opening_an_entry_again_and_again_never_fail_a_write() {
     store.insert("k", b"0", Expiry::Never).expect("insert");
     let path = store.entry_path("k");
     let done = AtomicBool::new(false);
-    let reads = std::thread::scope(|scope| {
+    let (written, reads) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut reads = 0_u32;
             while !done.load(Ordering::Acquire) {
@@ -61,17 +61,23 @@ fn readers_opening_an_entry_again_and_again_never_fail_a_write() {
             }
             reads
         });
-        for i in 1..=200_u32 {
-            let value = i.to_string();
+        // The reader stops before any failure is reported, so a failing
+        // write fails the test instead of leaving the reader spinning.
+        let written = (1..=200_u32).try_for_each(|i| {
+            let value = i.to_string().into_bytes();
             store
-                .insert("k", value.as_bytes(), Expiry::Never)
-                .expect("a reader never fails a write");
-            assert_eq!(store.get("k").expect("get"), Some(value.into_bytes()));
-        }
-        store.remove("k").expect("nor a removal");
+                .insert("k", &value, Expiry::Never)
+                .map_err(|e| format!("insert {i}: {e}"))?;
+            match store.get("k") {
+                Ok(Some(read)) if read == value => Ok(()),
+                other => Err(format!("get after insert {i}: {other:?}")),
+            }
+        });
+        let written = written.and_then(|()| store.remove("k").map_err(|e| format!("remove: {e}")));
         done.store(true, Ordering::Release);
-        reader.join().expect("reader")
+        (written, reader.join().expect("reader"))
     });
+    written.expect("a reader never fails a write or a removal");
     assert!(reads > 0, "the reader never opened the entry");
 }
 
