@@ -44,8 +44,36 @@ pub fn report(child: Child) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("the worker prints one JSON report")
 }
 
-fn files_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |listing| listing.count())
+/// The names in `dir` (none if it is missing).
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |listing| {
+            listing
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        },
+    )
+}
+
+/// Asserts that `dir` empties within a few seconds: a FUSE file system
+/// (sshfs) keeps a file unlinked while open as `.fuse_hidden…` until the
+/// exited worker's handle is released, which it learns of asynchronously.
+fn assert_empties(dir: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let names = names_in(dir);
+        if names.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} left in {}: {names:?}",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// What the mixed workload's workers did together.
@@ -92,8 +120,8 @@ pub fn check_mixed(reports: &[serde_json::Value], cache: &Path) -> MixedSummary 
         }
     }
     assert_eq!(store.stats().expect("stats").corrupt_removed, 0);
-    assert_eq!(files_in(&cache.join("tmp")), 0, "no temporary file left");
-    assert_eq!(files_in(&cache.join("locks")), 0, "no lock file left");
+    assert_empties(&cache.join("tmp"), "a temporary file");
+    assert_empties(&cache.join("locks"), "a lock file");
     MixedSummary {
         ops: sum("ops"),
         hits: sum("hits"),
