@@ -134,7 +134,13 @@ pub trait Backend: Sync {
 /// Whether a case should be skipped on `backend`: prints the loud skip if so.
 #[doc(hidden)]
 pub fn skipped<B: Backend>(backend: &B, case: &str) -> bool {
-    match backend.skip_reason() {
+    announce_skip(backend.skip_reason(), case)
+}
+
+/// Prints the loud skip of `case` if there is a `reason`; whether there is.
+#[doc(hidden)]
+pub fn announce_skip(reason: Option<String>, case: &str) -> bool {
+    match reason {
         Some(reason) => {
             eprintln!("\n*** SKIPPED: {case}: {reason} ***\n");
             true

@@ -91,13 +91,7 @@ pub trait KeyValueBackend: Sync {
 /// Whether a case should be skipped on `backend`: prints the loud skip if so.
 #[doc(hidden)]
 pub fn skipped<B: KeyValueBackend>(backend: &B, case: &str) -> bool {
-    match backend.skip_reason() {
-        Some(reason) => {
-            eprintln!("\n*** SKIPPED: {case}: {reason} ***\n");
-            true
-        }
-        None => false,
-    }
+    crate::announce_skip(backend.skip_reason(), case)
 }
 
 /// Declares the case list once, and the macro that instantiates it.
