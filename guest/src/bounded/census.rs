@@ -142,12 +142,13 @@ impl Census {
         *pending = pending.plus(change);
     }
 
-    /// After a write: goes on with the recount if it is time, and reports
-    /// pending changes if it is time.
+    /// After a write: goes on with the recount if it is time (`room`: how
+    /// many more entries the handle's limits allow, as it sees the cache), and
+    /// reports pending changes if it is time.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed.
-    pub(crate) fn after_write(&mut self, cache: &CacheDir) -> Result<()> {
+    pub(crate) fn after_write(&mut self, cache: &CacheDir, room: u64) -> Result<()> {
         let known = Known {
             reported: &self.shared,
             pending: &self.pending_by_shard,
@@ -157,7 +158,7 @@ impl Census {
         let with_bytes = self.flush_every.bytes != i64::MAX;
         if let Some(recounted) = self
             .recount
-            .after_write(cache, entries, known, with_bytes)?
+            .after_write(cache, entries, room, known, with_bytes)?
         {
             self.recounted = Some(recounted);
         }
@@ -482,6 +483,30 @@ mod tests {
         assert_eq!(reported(&cache, &mut census).entries, 11);
     }
 
+    /// A handle far below its limits recounts only after writing half the room
+    /// it sees; the pace is taken at each write, so a pass comes as soon as
+    /// the room shrinks.
+    #[test]
+    fn far_below_the_limits_recounts_wait_for_half_the_room() {
+        const UNREPORTED: usize = 100;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut census) = lone_census(dir.path());
+        for i in 0..UNREPORTED {
+            write_entry(&cache, &format!("unreported {i}"), b"value");
+        }
+        let room = 8 * MIN_WRITES_BETWEEN_PASSES;
+        for _ in 0..3 * MIN_WRITES_BETWEEN_PASSES {
+            census.after_write(&cache, room).expect("after write");
+        }
+        assert_eq!(census.size().entries, 0, "no pass yet");
+        // At the limit, passes are due every MIN_WRITES_BETWEEN_PASSES
+        // writes: the first starts at once, and two in a row correct.
+        for _ in 0..=MIN_WRITES_BETWEEN_PASSES {
+            census.after_write(&cache, 0).expect("after write");
+        }
+        assert_eq!(census.size().entries, UNREPORTED as i64);
+    }
+
     /// The first count of a large cache lists part of its shards and
     /// extrapolates; the first complete recount replaces that estimate even
     /// when it is within the drift recounts otherwise leave alone (it was
@@ -515,7 +540,7 @@ mod tests {
             "{first} within 3 %"
         );
         while census.shared.extrapolated {
-            census.after_write(&cache).expect("after write");
+            census.after_write(&cache, 0).expect("after write");
             census.flush_now(&cache);
         }
         assert_eq!(census.size().entries, total);
@@ -620,7 +645,7 @@ mod tests {
             let census = &mut censuses[turn];
             churn.write(census, &format!("new {i}"));
             churn.evict(census, &mut sweeps[turn]);
-            census.after_write(&cache).expect("after write");
+            census.after_write(&cache, 0).expect("after write");
             if i % 16 < 2 {
                 // Reported often, as handles writing at this pace are.
                 census.flush_now(&cache);
@@ -656,7 +681,7 @@ mod tests {
         for i in 0..4 * MIN_WRITES_BETWEEN_PASSES as usize {
             churn.write(&mut census, &format!("new {i}"));
             churn.evict(&mut census, &mut sweep);
-            census.after_write(&cache).expect("after write");
+            census.after_write(&cache, 0).expect("after write");
         }
         let record = reported(&cache, &mut census);
         assert_eq!(
@@ -693,7 +718,7 @@ mod tests {
                 fs::remove_file(&oldest).expect("remove entry");
                 census.record(path_shard(&oldest), one.negated());
             }
-            census.after_write(&cache).expect("after write");
+            census.after_write(&cache, 0).expect("after write");
         }
         let record = reported(&cache, &mut census);
         assert_eq!(

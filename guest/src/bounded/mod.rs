@@ -44,7 +44,12 @@
 //! over the 256 shard directories: a pass starts every `K` writes (`K` at least
 //! [`recount::MIN_WRITES_BETWEEN_PASSES`], and entries /
 //! [`recount::CENSUS_NAMES_PER_WRITE`] for a large cache, so that a write pays
-//! for about that many listed names), and its writes list shards in order.
+//! for about two listed names), and its writes list shards in order. Far
+//! below the limits passes are rarer: a handle that sees room for `R` more
+//! entries starts one only every `R / 2` writes ([`recount::ROOM_SHARE`]).
+//! Both are taken at each write, so passes come at the everyday rate again as
+//! the cache fills: a drift matters only where it would take the cache over
+//! a limit, and there the handle looks as often as ever.
 //! Each shard's count is brought up to the end of the pass by the changes to
 //! that shard the handle came to know of since it was listed: its own, and
 //! those the others reported. At the end of the pass, under the census lock,
@@ -54,7 +59,7 @@
 //!
 //! A small cache's pass is short: about entries² / 2 000 000 writes (4 for
 //! 2 000 entries, each listing 512 names; 128 for 16 000); from 250 000
-//! entries a pass goes at the everyday rate and takes `K` writes. Bytes of a
+//! entries a write of a pass lists 8 names, and a pass takes `K / 4` writes. Bytes of a
 //! shard are its count times the mean size of the entries sampled in it
 //! (exact when all were sampled). A cache without a census file (the first
 //! bounded open) is counted at `open`: shards are listed until
@@ -322,7 +327,8 @@ impl Evictor {
             },
         );
         state.index.learn(written);
-        state.census.after_write(&self.cache)?;
+        let room = self.room(state.census.size());
+        state.census.after_write(&self.cache, room)?;
         self.evict(&mut state)
     }
 
@@ -358,6 +364,20 @@ impl Evictor {
         // The state is an estimate and an index of hints: a panic elsewhere
         // cannot leave it harmful, so a poisoned lock is simply taken over.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many more entries the limits allow in a cache of `size` (room in
+    /// bytes counted in entries of the mean size).
+    fn room(&self, size: Size) -> u64 {
+        let entries = u64::try_from(size.entries).unwrap_or(0);
+        let bytes = u64::try_from(size.bytes).unwrap_or(0);
+        let entry_room = self
+            .max_entries
+            .map_or(u64::MAX, |limit| limit.saturating_sub(entries));
+        let byte_room = self.max_bytes.map_or(u64::MAX, |limit| {
+            limit.saturating_sub(bytes) / (bytes / entries.max(1)).max(1)
+        });
+        entry_room.min(byte_room)
     }
 
     fn over(&self, size: Size) -> bool {

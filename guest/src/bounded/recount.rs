@@ -11,15 +11,23 @@ use crate::options::now_ms;
 /// Entries `stat`ed per recount listing, for the mean size.
 pub(crate) const SAMPLES_PER_LISTING: usize = 8;
 /// About how many directory entries a write pays to have listed for recounts,
-/// on average. A name costs ~0.85 µs to list natively on the test machine (32
-/// per write made a bounded insert at 100k entries cost twice an unbounded
-/// one), and a host `stat` under WASI (wasmtime's `read-directory` stats each
-/// entry).
-pub(crate) const CENSUS_NAMES_PER_WRITE: u64 = 8;
+/// on average: a pass over `N` entries starts every `N /
+/// CENSUS_NAMES_PER_WRITE` writes. A name costs ~0.5–0.85 µs to list natively
+/// on the test machine (8 per write made an evicting insert at 10k entries
+/// cost ~1.3× what 2 do), and a host `stat` under WASI (wasmtime's
+/// `read-directory` stats each entry).
+pub(crate) const CENSUS_NAMES_PER_WRITE: u64 = 2;
+/// Fewest names a write of a recount pass lists: a pass is over in `N / 8`
+/// writes, so that others' changes while it runs stay few.
+const PASS_NAMES_PER_WRITE: u64 = 8;
 /// Fewest writes between the starts of two recount passes.
 pub(crate) const MIN_WRITES_BETWEEN_PASSES: u64 = 2048;
+/// A handle that sees room for `R` more entries starts its next pass no
+/// sooner than `R / ROOM_SHARE` writes after the last: far below its limits,
+/// a drift would have to be that large to matter.
+pub(crate) const ROOM_SHARE: u64 = 2;
 /// A write of a recount pass lists `PASS_SPREAD` / entries names, between
-/// [`CENSUS_NAMES_PER_WRITE`] and [`RECOUNT_NAMES_PER_WRITE`].
+/// [`PASS_NAMES_PER_WRITE`] and [`RECOUNT_NAMES_PER_WRITE`].
 const PASS_SPREAD: u64 = 2_000_000;
 /// Most names a write of a recount pass lists: a pass over a cache of 2 000
 /// entries takes four writes, each ~2 ms on the test machine.
@@ -62,8 +70,8 @@ pub(crate) struct Recounted {
 #[derive(Debug)]
 pub(crate) struct Recount {
     pass: Option<Pass>,
-    /// Writes before the next pass may start (counted from the last start).
-    writes_until_pass: u64,
+    /// Writes since the last pass started.
+    writes_since_pass: u64,
     /// [`PASS_SPREAD`], or another pace for tests.
     pass_spread: u64,
     rng: Rng,
@@ -73,7 +81,7 @@ impl Recount {
     pub(crate) fn new() -> Self {
         Self {
             pass: None,
-            writes_until_pass: MIN_WRITES_BETWEEN_PASSES,
+            writes_since_pass: 0,
             pass_spread: PASS_SPREAD,
             rng: Rng::new(),
         }
@@ -82,10 +90,15 @@ impl Recount {
     /// Lists shards of the pass (starting one if none is under way and one is
     /// due) until this write has listed its share of names or the pass is
     /// complete; a complete pass is returned, to be compared at the next
-    /// flush. `entries` is the size the handle works with; `known`, the
-    /// changes it knows of; `with_bytes`, whether to count bytes too (it
-    /// `stat`s a few entries of each shard: a handle without a byte limit has
-    /// no use for them).
+    /// flush. `entries` is the size the handle works with, and `room` how many
+    /// more entries its limits allow; `known`, the changes it knows of;
+    /// `with_bytes`, whether to count bytes too (it `stat`s a few entries of
+    /// each shard: a handle without a byte limit has no use for them).
+    ///
+    /// A pass is due `max(K, room / ROOM_SHARE)` writes after the last one
+    /// started, `K` being entries / [`CENSUS_NAMES_PER_WRITE`] and at least
+    /// [`MIN_WRITES_BETWEEN_PASSES`]; both are taken at each write, so a pass
+    /// comes sooner as the cache fills.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed; the pass is then dropped (the
@@ -94,16 +107,19 @@ impl Recount {
         &mut self,
         cache: &CacheDir,
         entries: u64,
+        room: u64,
         known: Known<'_>,
         with_bytes: bool,
     ) -> Result<Option<Recounted>> {
-        self.writes_until_pass = self.writes_until_pass.saturating_sub(1);
-        if self.pass.is_none() && self.writes_until_pass > 0 {
+        self.writes_since_pass = self.writes_since_pass.saturating_add(1);
+        let pace = (entries / CENSUS_NAMES_PER_WRITE)
+            .max(room / ROOM_SHARE)
+            .max(MIN_WRITES_BETWEEN_PASSES);
+        if self.pass.is_none() && self.writes_since_pass < pace {
             return Ok(None);
         }
         let mut pass = self.pass.take().unwrap_or_else(|| {
-            self.writes_until_pass =
-                (entries / CENSUS_NAMES_PER_WRITE).max(MIN_WRITES_BETWEEN_PASSES);
+            self.writes_since_pass = 0;
             Pass {
                 counts: Vec::with_capacity(SHARDS),
                 credit: 0,
@@ -111,7 +127,7 @@ impl Recount {
             }
         });
         let names_per_write =
-            (self.pass_spread / entries).clamp(CENSUS_NAMES_PER_WRITE, RECOUNT_NAMES_PER_WRITE);
+            (self.pass_spread / entries).clamp(PASS_NAMES_PER_WRITE, RECOUNT_NAMES_PER_WRITE);
         pass.credit += names_per_write as i64;
         while pass.counts.len() < SHARDS && pass.credit > 0 {
             let shard = pass.counts.len();
