@@ -361,7 +361,7 @@ mod tests {
     use std::fs;
     use std::path::{Path, PathBuf};
 
-    use super::super::recount::MIN_WRITES_BETWEEN_PASSES;
+    use super::super::recount::{MIN_WRITES_BETWEEN_PASSES, ROOM_SHARE};
     use super::*;
     use crate::platform::Access;
     use crate::{FileStore, Options};
@@ -483,18 +483,18 @@ mod tests {
         assert_eq!(reported(&cache, &mut census).entries, 11);
     }
 
-    /// A handle far below its limits recounts only after writing half the room
-    /// it sees; the pace is taken at each write, so a pass comes as soon as
-    /// the room shrinks.
+    /// A handle far below its limits recounts only after writing an eighth of
+    /// the room it sees; the pace is taken at each write, so a pass comes as
+    /// soon as the room shrinks.
     #[test]
-    fn far_below_the_limits_recounts_wait_for_half_the_room() {
+    fn far_below_the_limits_recounts_wait_for_an_eighth_of_the_room() {
         const UNREPORTED: usize = 100;
         let dir = tempfile::tempdir().expect("temp dir");
         let (cache, mut census) = lone_census(dir.path());
         for i in 0..UNREPORTED {
             write_entry(&cache, &format!("unreported {i}"), b"value");
         }
-        let room = 8 * MIN_WRITES_BETWEEN_PASSES;
+        let room = 4 * ROOM_SHARE * MIN_WRITES_BETWEEN_PASSES;
         for _ in 0..3 * MIN_WRITES_BETWEEN_PASSES {
             census.after_write(&cache, room).expect("after write");
         }

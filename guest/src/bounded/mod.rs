@@ -46,7 +46,7 @@
 //! [`recount::CENSUS_NAMES_PER_WRITE`] for a large cache, so that a write pays
 //! for about two listed names), and its writes list shards in order. Far
 //! below the limits passes are rarer: a handle that sees room for `R` more
-//! entries starts one only every `R / 2` writes ([`recount::ROOM_SHARE`]).
+//! entries starts one only every `R / 8` writes ([`recount::ROOM_SHARE`]).
 //! Both are taken at each write, so passes come at the everyday rate again as
 //! the cache fills: a drift matters only where it would take the cache over
 //! a limit, and there the handle looks as often as ever.

@@ -23,9 +23,10 @@ const PASS_NAMES_PER_WRITE: u64 = 8;
 /// Fewest writes between the starts of two recount passes.
 pub(crate) const MIN_WRITES_BETWEEN_PASSES: u64 = 2048;
 /// A handle that sees room for `R` more entries starts its next pass no
-/// sooner than `R / ROOM_SHARE` writes after the last: far below its limits,
-/// a drift would have to be that large to matter.
-pub(crate) const ROOM_SHARE: u64 = 2;
+/// sooner than `R / ROOM_SHARE` writes after the last: far below its limits a
+/// drift changes nothing it does, and the pace returns to `K` as the room
+/// shrinks.
+pub(crate) const ROOM_SHARE: u64 = 8;
 /// A write of a recount pass lists `PASS_SPREAD` / entries names, between
 /// [`PASS_NAMES_PER_WRITE`] and [`RECOUNT_NAMES_PER_WRITE`].
 const PASS_SPREAD: u64 = 2_000_000;
