@@ -220,7 +220,6 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
     let unbounded = FileStore::open(dir, limited(None)).expect("open");
     let below = FileStore::open(dir, limited(Some(10 * entries))).expect("open bounded");
     let at = FileStore::open(dir, limited(Some(entries))).expect("open bounded");
-    let fresh_key = |kind: &str, i: usize| format!("scale:{kind}:{i}");
     // Untimed: the first writes bring the cache to its limit (the first census
     // of a large cache is an extrapolation, off by a percent or so).
     for j in 0..WARM_UP {
@@ -251,20 +250,14 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
         kinds.rotate_left(round % turns);
         for kind in kinds {
             match kind {
-                Kind::Unbounded | Kind::Below => {
-                    let (name, store, times) = match kind {
-                        Kind::Unbounded => ("unbounded", &unbounded, &mut rounds.unbounded),
-                        _ => ("below", &below, &mut rounds.below),
-                    };
-                    times.push(per_op(BOUNDED_CHUNK, |j| {
-                        store
-                            .insert(&fresh_key(name, keys[j]), &value(j), Expiry::Never)
-                            .expect("insert");
-                    }));
-                    for &i in &keys {
-                        store.remove(&fresh_key(name, i)).expect("remove");
-                    }
+                Kind::Unbounded => {
+                    rounds
+                        .unbounded
+                        .push(inserts_removed_after(&unbounded, "unbounded", &keys))
                 }
+                Kind::Below => rounds
+                    .below
+                    .push(inserts_removed_after(&below, "below", &keys)),
                 Kind::At => rounds.at.push(per_op(BOUNDED_CHUNK, |j| {
                     at.insert(&fresh_key("at", keys[j]), &value(j), Expiry::Never)
                         .expect("insert");
@@ -292,6 +285,25 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
         BOUNDED_ROUNDS * BOUNDED_CHUNK
     );
     rounds
+}
+
+/// A new key of a bounded round.
+fn fresh_key(kind: &str, i: usize) -> String {
+    format!("scale:{kind}:{i}")
+}
+
+/// Times inserts of `keys` (as `kind`'s fresh keys) through `store`, then
+/// removes them (untimed); µs per insert.
+fn inserts_removed_after(store: &FileStore, kind: &str, keys: &[usize]) -> f64 {
+    let per_insert = per_op(keys.len(), |j| {
+        store
+            .insert(&fresh_key(kind, keys[j]), &value(j), Expiry::Never)
+            .expect("insert");
+    });
+    for &i in keys {
+        store.remove(&fresh_key(kind, i)).expect("remove");
+    }
+    per_insert
 }
 
 /// `rm -rf` of a tree of `entries` entry files; µs per entry.

@@ -16,11 +16,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use filecache::{Expiry, FileStore, Options};
 
+/// A store in `dir` holding `value` under `k`.
+fn store_holding(dir: &std::path::Path, value: &[u8]) -> FileStore {
+    let store = FileStore::open(dir, Options::default()).expect("open");
+    store.insert("k", value, Expiry::Never).expect("insert");
+    store
+}
+
 #[test]
 fn an_entry_held_open_by_a_reader_is_replaced_and_removed_under_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = FileStore::open(dir.path(), Options::default()).expect("open");
-    store.insert("k", b"first", Expiry::Never).expect("insert");
+    let store = store_holding(dir.path(), b"first");
     let path = store.entry_path("k");
     let old_file = std::fs::read(&path).expect("read the entry file");
     let mut held = std::fs::File::open(&path).expect("hold the entry open");
@@ -44,8 +50,7 @@ fn an_entry_held_open_by_a_reader_is_replaced_and_removed_under_it() {
 #[test]
 fn readers_opening_an_entry_again_and_again_never_fail_a_write() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = FileStore::open(dir.path(), Options::default()).expect("open");
-    store.insert("k", b"0", Expiry::Never).expect("insert");
+    let store = store_holding(dir.path(), b"0");
     let path = store.entry_path("k");
     let done = AtomicBool::new(false);
     let (written, reads) = std::thread::scope(|scope| {
@@ -89,8 +94,7 @@ fn a_reader_that_forbids_deletion_makes_writes_fail_clearly() {
     const FILE_SHARE_READ: u32 = 1;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = FileStore::open(dir.path(), Options::default()).expect("open");
-    store.insert("k", b"kept", Expiry::Never).expect("insert");
+    let store = store_holding(dir.path(), b"kept");
     let held = std::fs::OpenOptions::new()
         .read(true)
         .share_mode(FILE_SHARE_READ)

@@ -254,7 +254,7 @@ fn file_stat(meta: &std::fs::Metadata) -> FileStat {
 }
 
 /// How long a rename or delete waits out readers that hold the file.
-pub(crate) const HELD_FILE_PATIENCE: Duration = Duration::from_millis(100);
+const HELD_FILE_PATIENCE: Duration = Duration::from_millis(100);
 
 /// Whether `error` may mean another handle holds the file open: "access
 /// denied" (`ERROR_ACCESS_DENIED`, 5) or a sharing violation (32).
