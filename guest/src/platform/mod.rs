@@ -98,6 +98,43 @@ fn read_some_with(
     Ok(bytes)
 }
 
+/// How many times [`create_exclusive`] tries a name that the file system
+/// refused with `EPERM` but that is not there when looked at.
+const REFUSED_CREATE_ATTEMPTS: u32 = 8;
+
+/// Runs `create`, an exclusive create of one name (a file or a directory),
+/// reading a refusal with `eperm` (the target's `EPERM`) as `AlreadyExists`
+/// when `exists` then finds the name.
+///
+/// A file system that reports an existing name as `EPERM` (sshfs: SFTP
+/// version 3 has no "exists" status, and its generic failure arrives as
+/// `EPERM`) leaves a gap between the two steps: the name can exist when the
+/// create fails and be gone when it is looked at (a lock released meanwhile).
+/// The name is free then, so the create is tried again; an `EPERM` for a name
+/// that is still absent after [`REFUSED_CREATE_ATTEMPTS`] is a real refusal.
+#[cfg_attr(not(any(unix, target_os = "wasi")), allow(dead_code))]
+fn create_exclusive<T>(
+    mut create: impl FnMut() -> io::Result<T>,
+    eperm: i32,
+    exists: impl Fn() -> bool,
+) -> io::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match create() {
+            Err(e) if e.raw_os_error() == Some(eperm) => {
+                if exists() {
+                    return Err(io::Error::new(io::ErrorKind::AlreadyExists, e));
+                }
+                if attempt == REFUSED_CREATE_ATTEMPTS {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// What one `stat` of a file tells the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStat {
@@ -192,3 +229,74 @@ impl std::fmt::Display for RefusedLink {
 }
 
 impl std::error::Error for RefusedLink {}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    const EPERM: i32 = 1;
+
+    fn refused() -> io::Error {
+        io::Error::from_raw_os_error(EPERM)
+    }
+
+    #[test]
+    fn a_refused_create_of_a_name_that_is_there_reads_as_already_exists() {
+        let error =
+            create_exclusive(|| Err::<(), _>(refused()), EPERM, || true).expect_err("refused");
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn a_refused_create_of_a_name_gone_meanwhile_is_tried_again() {
+        let calls = Cell::new(0);
+        let created = create_exclusive(
+            || {
+                calls.set(calls.get() + 1);
+                if calls.get() < 3 {
+                    Err(refused())
+                } else {
+                    Ok("created")
+                }
+            },
+            EPERM,
+            || false,
+        );
+        assert_eq!(created.expect("created on the third attempt"), "created");
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn a_create_refused_while_the_name_stays_absent_is_a_real_refusal() {
+        let calls = Cell::new(0);
+        let error = create_exclusive(
+            || {
+                calls.set(calls.get() + 1);
+                Err::<(), _>(refused())
+            },
+            EPERM,
+            || false,
+        )
+        .expect_err("refused every time");
+        assert_eq!(error.raw_os_error(), Some(EPERM));
+        assert_eq!(calls.get(), REFUSED_CREATE_ATTEMPTS);
+    }
+
+    #[test]
+    fn other_errors_pass_through_at_once() {
+        let calls = Cell::new(0);
+        let error = create_exclusive(
+            || {
+                calls.set(calls.get() + 1);
+                Err::<(), _>(io::Error::from(io::ErrorKind::NotFound))
+            },
+            EPERM,
+            || true,
+        )
+        .expect_err("not found");
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        assert_eq!(calls.get(), 1);
+    }
+}

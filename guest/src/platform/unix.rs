@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
-use super::{Access, FileStat, Times, read_some_with, refused_dir_link, refused_link};
+use super::{
+    Access, FileStat, Times, create_exclusive, read_some_with, refused_dir_link, refused_link,
+};
 
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
@@ -76,9 +78,15 @@ impl Dir {
         }
     }
 
-    /// Creates the subdirectory `name` with `access`'s mode.
+    /// Creates the subdirectory `name` with `access`'s mode. An `EPERM` for a
+    /// name that is there reads as `AlreadyExists` (see [`create_exclusive`]).
     pub(crate) fn create_dir(&self, name: &str, access: Access) -> io::Result<()> {
-        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(access.dir_mode()))?;
+        let mode = Mode::from_raw_mode(access.dir_mode());
+        create_exclusive(
+            || Ok(rustix::fs::mkdirat(&self.fd, name, mode)?),
+            rustix::io::Errno::PERM.raw_os_error(),
+            || self.has_entry(name),
+        )?;
         if access == Access::GroupShared {
             let dir = self.open_dir(name)?;
             rustix::fs::fchmod(&dir.fd, Mode::from_raw_mode(access.dir_mode()))?;
@@ -94,19 +102,23 @@ impl Dir {
     /// Creates the file `name`, which must not exist (`O_EXCL`: it never
     /// clobbers a file and never follows a link), for writing.
     ///
-    /// A file system that reports an existing name as `EPERM` (sshfs: SFTP
-    /// version 3 has no "exists" status, and its generic failure arrives as
-    /// `EPERM`) has that read as `AlreadyExists` when the name is there.
+    /// An `EPERM` for a name that is there reads as `AlreadyExists` (see
+    /// [`create_exclusive`]).
     pub(crate) fn create_new(&self, name: &str, access: Access) -> io::Result<NewFile> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
         let mode = Mode::from_raw_mode(access.file_mode());
-        let fd = match rustix::fs::openat(&self.fd, name, flags | OFlags::NOFOLLOW, mode) {
-            Ok(fd) => fd,
-            Err(e) if e == rustix::io::Errno::PERM && self.has_entry(name) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, e));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let fd = create_exclusive(
+            || {
+                Ok(rustix::fs::openat(
+                    &self.fd,
+                    name,
+                    flags | OFlags::CLOEXEC,
+                    mode,
+                )?)
+            },
+            rustix::io::Errno::PERM.raw_os_error(),
+            || self.has_entry(name),
+        )?;
         if access == Access::GroupShared {
             rustix::fs::fchmod(&fd, mode)?;
         }

@@ -30,7 +30,7 @@ use wasip2::filesystem::types::{
     PathFlags,
 };
 
-use super::{Access, FileStat, Times, refused_dir_link, refused_link};
+use super::{Access, FileStat, Times, create_exclusive, refused_dir_link, refused_link};
 
 /// A directory held open; see the module docs of `platform`.
 #[derive(Debug)]
@@ -135,35 +135,35 @@ impl Dir {
         }
     }
 
-    /// Creates the subdirectory `name`.
+    /// Creates the subdirectory `name`. A host file system's `EPERM` for a
+    /// name that is there reads as `AlreadyExists` (see [`create_exclusive`]).
     pub(crate) fn create_dir(&self, name: &str, _access: Access) -> io::Result<()> {
-        self.with(|dir| dir.create_directory_at(name))
-            .map_err(to_io_error)
+        let create = || {
+            self.with(|dir| dir.create_directory_at(name))
+                .map_err(to_io_error)
+        };
+        create_exclusive(create, libc::EPERM, || self.stat(name).is_ok())
     }
 
     /// Creates the file `name`, which must not exist, for writing (asking for
     /// `write` alone: see the module docs).
     ///
-    /// A host file system that reports an existing name as `EPERM` (sshfs:
-    /// SFTP version 3 has no "exists" status) has that read as
-    /// `AlreadyExists` when the name is there.
+    /// A host file system's `EPERM` for a name that is there reads as
+    /// `AlreadyExists` (see [`create_exclusive`]).
     pub(crate) fn create_new(&self, name: &str, _access: Access) -> io::Result<NewFile> {
-        let created = self.with(|dir| {
-            dir.open_at(
-                PathFlags::empty(),
-                name,
-                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                DescriptorFlags::WRITE,
-            )
-        });
-        match created {
-            Ok(descriptor) => Ok(NewFile { descriptor }),
-            Err(ErrorCode::NotPermitted) if self.stat(name).is_ok() => Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                to_io_error(ErrorCode::NotPermitted),
-            )),
-            Err(code) => Err(to_io_error(code)),
-        }
+        let create = || {
+            self.with(|dir| {
+                dir.open_at(
+                    PathFlags::empty(),
+                    name,
+                    OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                    DescriptorFlags::WRITE,
+                )
+            })
+            .map_err(to_io_error)
+        };
+        let descriptor = create_exclusive(create, libc::EPERM, || self.stat(name).is_ok())?;
+        Ok(NewFile { descriptor })
     }
 
     /// Opens the file `name` for reading; a symbolic link is refused.
