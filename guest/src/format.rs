@@ -63,20 +63,23 @@
 //!
 //! # The census file
 //!
-//! `census-2` (at the cache root) holds the size of the cache as the handles with
-//! a size limit have reported it (see `crate::bounded`); 4 136 bytes:
+//! `census-3` (at the cache root) holds the size of the cache as the handles with
+//! a size limit have reported it, and what each writing handle has reserved
+//! (see `crate::bounded`); 4 144 bytes plus 32 per reservation:
 //!
 //! | offset | size | field            | meaning                                                  |
 //! |--------|------|------------------|----------------------------------------------------------|
 //! | 0      | 4    | `magic`          | `b"FCCN"`                                                |
-//! | 4      | 2    | `version`        | `2` (its own: version 1, 40 bytes, had no shard changes)  |
+//! | 4      | 2    | `version`        | `3` (its own: version 2 had no reservations, version 1 no shard changes) |
 //! | 6      | 1    | `flags`          | bit 0 `extrapolated`: the count is the first one, from part of the shards; the first complete recount replaces it whatever the drift. Other bits `0` (refused otherwise) |
 //! | 7      | 1    | `reserved`       | `0` (refused otherwise)                                  |
 //! | 8      | 8    | `entries`        | entry files, signed (a drifted count may dip below zero) |
 //! | 16     | 8    | `bytes`          | bytes of entry files, signed                             |
 //! | 24     | 8    | `reconciled_at`  | Unix ms of the last correction from a full recount       |
 //! | 32     | 4096 | `shard_changes`  | per shard 0..256: entries (8), then bytes (8), signed: the sum of all changes reported to that shard (recounts use their differences; corrections leave them alone) |
-//! | 4128   | 8    | `checksum`       | first 8 bytes of keyed blake3 over bytes 0..4128         |
+//! | 4128   | 8    | `reservations`   | `n`, the number of reservations, at most `MAX_RESERVATIONS` (1 024) |
+//! | 4136   | 32 × `n` | reservations | each: `owner` (8, a handle's random token), `entries` (8) and `bytes` (8) reserved, signed, `renewed_at` (8, Unix ms) |
+//! | 4136 + 32 × `n` | 8 | `checksum` | first 8 bytes of keyed blake3 over all the bytes before it |
 //!
 //! It is replaced whole (temporary file, then `rename`) by a writer holding its
 //! lock; a missing or damaged census file, or one of another version, is
@@ -347,19 +350,25 @@ pub fn lock_owner(bytes: &[u8]) -> Option<[u8; 16]> {
 
 /// The four bytes the census file starts with.
 pub const CENSUS_MAGIC: [u8; 4] = *b"FCCN";
-/// Size of the census file, in bytes.
-pub const CENSUS_LEN: usize = 4136;
+/// Size of a census file without reservations, in bytes.
+pub const CENSUS_LEN: usize = RESERVATIONS_AT + 8;
 /// The census file's own format version.
-pub const CENSUS_VERSION: u16 = 2;
+pub const CENSUS_VERSION: u16 = 3;
 /// Shards whose changes the census file tracks: one per shard directory.
 pub const CENSUS_SHARDS: usize = 256;
+/// Most reservations a census file holds.
+pub const MAX_RESERVATIONS: usize = 1024;
 /// Where the census file's shard changes start.
 const SHARD_CHANGES_AT: usize = 32;
-/// Where the census file's checksum starts.
-const CENSUS_SUM_AT: usize = SHARD_CHANGES_AT + 16 * CENSUS_SHARDS;
+/// Where the census file's number of reservations is.
+const RESERVATION_COUNT_AT: usize = SHARD_CHANGES_AT + 16 * CENSUS_SHARDS;
+/// Where the census file's reservations start.
+const RESERVATIONS_AT: usize = RESERVATION_COUNT_AT + 8;
+/// Size of one reservation in the census file.
+const RESERVATION_LEN: usize = 32;
 
 /// The content of the census file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CensusRecord {
     /// Entry files in the cache.
     pub entries: i64,
@@ -372,6 +381,23 @@ pub struct CensusRecord {
     pub extrapolated: bool,
     /// Per shard, the sum of the changes reported to it: `[entries, bytes]`.
     pub shard_changes: [[i64; 2]; CENSUS_SHARDS],
+    /// What the handles writing now have reserved (at most
+    /// `MAX_RESERVATIONS` (1 024)).
+    pub reservations: Vec<Reservation>,
+}
+
+/// Growth one handle may add before it reports it, counted in the census
+/// ahead of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The handle's random token.
+    pub owner: u64,
+    /// Entries reserved.
+    pub entries: i64,
+    /// Bytes reserved.
+    pub bytes: i64,
+    /// Unix ms when the handle last renewed it.
+    pub renewed_at: u64,
 }
 
 impl Default for CensusRecord {
@@ -382,37 +408,58 @@ impl Default for CensusRecord {
             reconciled_at: 0,
             extrapolated: false,
             shard_changes: [[0; 2]; CENSUS_SHARDS],
+            reservations: Vec::new(),
         }
     }
 }
 
-/// Encodes the census file.
-pub fn encode_census(record: &CensusRecord) -> [u8; CENSUS_LEN] {
-    let mut out = [0u8; CENSUS_LEN];
+/// Encodes the census file (keeping the first `MAX_RESERVATIONS` (1 024)
+/// reservations).
+pub fn encode_census(record: &CensusRecord) -> Vec<u8> {
+    let reservations = &record.reservations[..record.reservations.len().min(MAX_RESERVATIONS)];
+    let sum_at = RESERVATIONS_AT + RESERVATION_LEN * reservations.len();
+    let mut out = vec![0u8; sum_at + 8];
     out[0..4].copy_from_slice(&CENSUS_MAGIC);
     out[4..6].copy_from_slice(&CENSUS_VERSION.to_le_bytes());
     out[6] = u8::from(record.extrapolated);
     out[8..16].copy_from_slice(&record.entries.to_le_bytes());
     out[16..24].copy_from_slice(&record.bytes.to_le_bytes());
     out[24..32].copy_from_slice(&record.reconciled_at.to_le_bytes());
-    let changes = out[SHARD_CHANGES_AT..CENSUS_SUM_AT].chunks_exact_mut(8);
+    let changes = out[SHARD_CHANGES_AT..RESERVATION_COUNT_AT].chunks_exact_mut(8);
     for (field, value) in changes.zip(record.shard_changes.iter().flatten()) {
         field.copy_from_slice(&value.to_le_bytes());
     }
-    let sum = keyed_blake3(&out[..CENSUS_SUM_AT], b"", b"");
-    out[CENSUS_SUM_AT..].copy_from_slice(&sum[..8]);
+    out[RESERVATION_COUNT_AT..RESERVATIONS_AT]
+        .copy_from_slice(&(reservations.len() as u64).to_le_bytes());
+    let slots = out[RESERVATIONS_AT..sum_at].chunks_exact_mut(RESERVATION_LEN);
+    for (slot, reservation) in slots.zip(reservations) {
+        slot[0..8].copy_from_slice(&reservation.owner.to_le_bytes());
+        slot[8..16].copy_from_slice(&reservation.entries.to_le_bytes());
+        slot[16..24].copy_from_slice(&reservation.bytes.to_le_bytes());
+        slot[24..32].copy_from_slice(&reservation.renewed_at.to_le_bytes());
+    }
+    let sum = keyed_blake3(&out[..sum_at], b"", b"");
+    out[sum_at..].copy_from_slice(&sum[..8]);
     out
 }
 
 /// Decodes the census file; `None` if it is not a whole, intact one of this
 /// version.
 pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
-    if bytes.len() != CENSUS_LEN
+    if bytes.len() < CENSUS_LEN
         || bytes[0..4] != CENSUS_MAGIC
         || bytes[4..6] != CENSUS_VERSION.to_le_bytes()
         || bytes[6] > 1
         || bytes[7] != 0
-        || bytes[CENSUS_SUM_AT..] != keyed_blake3(&bytes[..CENSUS_SUM_AT], b"", b"")[..8]
+    {
+        return None;
+    }
+    let count = u64::from_le_bytes(array(&bytes[RESERVATION_COUNT_AT..RESERVATIONS_AT]));
+    let count = usize::try_from(count)
+        .ok()
+        .filter(|&count| count <= MAX_RESERVATIONS)?;
+    let sum_at = RESERVATIONS_AT + RESERVATION_LEN * count;
+    if bytes.len() != sum_at + 8 || bytes[sum_at..] != keyed_blake3(&bytes[..sum_at], b"", b"")[..8]
     {
         return None;
     }
@@ -423,10 +470,19 @@ pub fn decode_census(bytes: &[u8]) -> Option<CensusRecord> {
         extrapolated: bytes[6] == 1,
         ..CensusRecord::default()
     };
-    let fields = bytes[SHARD_CHANGES_AT..CENSUS_SUM_AT].chunks_exact(8);
+    let fields = bytes[SHARD_CHANGES_AT..RESERVATION_COUNT_AT].chunks_exact(8);
     for (value, field) in record.shard_changes.iter_mut().flatten().zip(fields) {
         *value = i64::from_le_bytes(array(field));
     }
+    record.reservations = bytes[RESERVATIONS_AT..sum_at]
+        .chunks_exact(RESERVATION_LEN)
+        .map(|slot| Reservation {
+            owner: u64::from_le_bytes(array(&slot[0..8])),
+            entries: i64::from_le_bytes(array(&slot[8..16])),
+            bytes: i64::from_le_bytes(array(&slot[16..24])),
+            renewed_at: u64::from_le_bytes(array(&slot[24..32])),
+        })
+        .collect();
     Some(record)
 }
 
@@ -561,7 +617,7 @@ mod tests {
         };
         let expected = concat!(
             "4643434e",         // magic "FCCN"
-            "0200",             // census version 2
+            "0300",             // census version 3
             "01",               // flags: extrapolated
             "00",               // reserved
             "0300000000000000", // entries 3
@@ -573,30 +629,72 @@ mod tests {
         assert_eq!(hex(0..48), expected);
         assert_eq!(hex(48..64), "0".repeat(32), "shard 1: no changes");
         assert_eq!(
-            hex(4112..4128),
-            "ffffffffffffffff0403000000000000",
-            "shard 255: entries -1, bytes 0x0304"
+            hex(4112..4136),
+            "ffffffffffffffff04030000000000000000000000000000",
+            "shard 255: entries -1, bytes 0x0304; no reservations"
         );
         assert_eq!(bytes.len(), CENSUS_LEN);
-        assert_eq!(decode_census(&bytes), Some(record));
-        for flipped in [9, 100, 4127] {
-            let mut damaged = bytes;
+        assert_eq!(decode_census(&bytes), Some(record.clone()));
+        for flipped in [9, 100, 4127, 4128] {
+            let mut damaged = bytes.clone();
             damaged[flipped] ^= 1;
             assert_eq!(decode_census(&damaged), None);
         }
         assert_eq!(decode_census(&bytes[..CENSUS_LEN - 1]), None);
         // Unknown flags and a non-zero reserved byte are refused, checksum or not.
         for (at, value) in [(6, 2), (7, 1)] {
-            let mut unknown = bytes;
+            let mut unknown = bytes.clone();
             unknown[at] = value;
-            let sum = keyed_blake3(&unknown[..CENSUS_SUM_AT], b"", b"");
-            unknown[CENSUS_SUM_AT..].copy_from_slice(&sum[..8]);
+            let sum = keyed_blake3(&unknown[..CENSUS_LEN - 8], b"", b"");
+            unknown[CENSUS_LEN - 8..].copy_from_slice(&sum[..8]);
             assert_eq!(decode_census(&unknown), None);
         }
-        // A version 1 file (40 bytes, no shard changes) is not this version.
-        let mut version_one = bytes[..40].to_vec();
-        version_one[4] = 1;
-        assert_eq!(decode_census(&version_one), None);
+        // A version 2 file (4 136 bytes, no reservations) is not this version.
+        let mut version_two = bytes[..4136].to_vec();
+        version_two[4] = 2;
+        assert_eq!(decode_census(&version_two), None);
+    }
+
+    #[test]
+    fn census_reservations_are_pinned_and_checked() {
+        let reservation = Reservation {
+            owner: 0x0a0b,
+            entries: 32,
+            bytes: -2,
+            renewed_at: 0x0506,
+        };
+        let record = CensusRecord {
+            reservations: vec![reservation; 2],
+            ..CensusRecord::default()
+        };
+        let bytes = encode_census(&record);
+        let hex: String = bytes[4128..4168]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let expected = concat!(
+            "0200000000000000", // two reservations
+            "0b0a000000000000", // owner
+            "2000000000000000", // entries 32
+            "feffffffffffffff", // bytes -2
+            "0605000000000000", // renewed_at
+        );
+        assert_eq!(hex, expected);
+        assert_eq!(bytes.len(), CENSUS_LEN + 2 * 32);
+        assert_eq!(decode_census(&bytes), Some(record.clone()));
+        // A count that does not match the length is refused.
+        let mut miscounted = bytes.clone();
+        miscounted[4128] = 1;
+        let sum = keyed_blake3(&miscounted[..CENSUS_LEN - 8 + 64], b"", b"");
+        miscounted[CENSUS_LEN - 8 + 64..].copy_from_slice(&sum[..8]);
+        assert_eq!(decode_census(&miscounted), None);
+        // Beyond the most a file holds, the first ones are kept.
+        let crowded = CensusRecord {
+            reservations: vec![reservation; MAX_RESERVATIONS + 1],
+            ..CensusRecord::default()
+        };
+        let decoded = decode_census(&encode_census(&crowded)).expect("decodes");
+        assert_eq!(decoded.reservations.len(), MAX_RESERVATIONS);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!                    so backup tools skip it; written with tmp/
 //!   tmp/             files being written: `<key hash, 16 hex>-<nonce, 16 hex>.tmp`,
 //!                    created with `create_new`; also entries and locks being retired
-//!   census-2         the size of the cache, as bounded handles report it (see
+//!   census-3         the size of the cache, as bounded handles report it (see
 //!                    `crate::bounded`; its format is in `crate::format`)
 //!   swept            its modification time is when abandoned files were last swept
 //!                    (see `crate::sweep`)
@@ -34,7 +34,7 @@ pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 pub const TMP_DIR: &str = "tmp";
 /// Name of the census file (format version 2; version 1 handles count in
 /// `census`, so that the two do not overwrite each other's count).
-pub const CENSUS_FILE: &str = "census-2";
+pub const CENSUS_FILE: &str = "census-3";
 /// Name of the file whose modification time says when abandoned files were
 /// last swept.
 pub const SWEPT_FILE: &str = "swept";

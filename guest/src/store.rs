@@ -199,6 +199,7 @@ impl FileStore {
             expires_at: expiry.deadline_ms(),
         };
         let durable = self.options.durable;
+        self.before_write(&entry);
         let (written_at, replaced) = if self.evictor.is_some() {
             publish::publish_counted(&self.cache, &hash, &entry, durable, || {
                 self.size_before_write(&hash)
@@ -412,6 +413,13 @@ impl FileStore {
             .missing_ok()
             .context("read metadata", &self.cache.entry_path(hash))?;
         Ok(stat.flatten().map(|stat| stat.len))
+    }
+
+    /// Lets the evictor (if any) reserve the growth a write of `entry` may add.
+    pub(crate) fn before_write(&self, entry: &Entry<'_>) {
+        if let Some(evictor) = &self.evictor {
+            evictor.before_write(entry.file_len());
+        }
     }
 
     /// Tells the evictor (if any) about a write, and evicts what the limits

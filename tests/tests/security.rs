@@ -65,7 +65,7 @@ fn fill_every_kind_of_file(root: &Path, options: &Options) {
     }
     cache.increment("n", 1).expect("increment");
     drop(cache);
-    assert!(root.join("census-2").is_file(), "the census was written");
+    assert!(root.join("census-3").is_file(), "the census was written");
     assert!(root.join("locks").is_dir(), "a lock was taken");
 }
 

@@ -8,9 +8,9 @@ use super::recount::{self, Recount, Recounted};
 use super::{Rng, Size};
 use crate::cache_dir::{CacheDir, Sub};
 use crate::error::{Error, MissingOk, Result};
-use crate::exclusion::{self, LockPolicy};
-use crate::format::{self, CensusRecord};
-use crate::layout::{CENSUS_FILE, KeyHash, SHARDS};
+use crate::exclusion::{self, KeyLock, LockPolicy};
+use crate::format::{self, CensusRecord, MAX_RESERVATIONS, Reservation};
+use crate::layout::{self, CENSUS_FILE, KeyHash, SHARDS};
 use crate::options::now_ms;
 use crate::platform;
 use crate::race;
@@ -27,6 +27,21 @@ pub(crate) const FLUSH_AGE: Duration = Duration::from_millis(100);
 const DRIFT_TOLERATED: f64 = 0.03;
 /// How long a flush waits for the census lock before trying again later.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(20);
+/// Age after which a census lock is taken for abandoned (or the handle's
+/// lease, if shorter).
+pub(crate) const LOCK_LEASE: Duration = Duration::from_secs(1);
+/// How long a handle's last flush, as it is dropped, waits for the census
+/// lock: until a lock abandoned just then would be taken over.
+const LAST_FLUSH_WAIT: Duration = Duration::from_millis(1_100);
+
+/// Whether a handle keeps or gives up its reservation when it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Renews it: [`Census::flush_every`], or at least the given growth.
+    Renew(Size),
+    /// Gives it up (the handle is going).
+    Release,
+}
 
 /// The changes to each shard a handle knows of: those reported in the census
 /// file as it last read it, and its own pending ones.
@@ -49,6 +64,19 @@ impl Known<'_> {
 pub(crate) struct Census {
     lock: LockPolicy,
     shared: CensusRecord,
+    /// This handle's token in the census file's reservations.
+    owner: u64,
+    /// The growth this handle has reserved in the census file, as it last
+    /// wrote it (none before its first report).
+    reserved: Size,
+    /// Whether the census file had no room for this handle's reservation
+    /// at its last report (it then keeps up to `F` unreported, unreserved).
+    crowded_out: bool,
+    /// The sum of the other handles' reservations in `shared`.
+    others_reserved: Size,
+    /// Age after which another handle's reservation is taken for abandoned
+    /// and counted as entries.
+    reservation_lease: Duration,
     pending: Size,
     /// The changes of `pending` made to each shard (all of them but the
     /// emptying of a `clear`, which is not the sum of anything it knows).
@@ -71,10 +99,15 @@ impl Census {
     pub(crate) fn open(cache: &CacheDir, lease: Duration, flush_every: Size) -> Result<Self> {
         let mut census = Self {
             lock: LockPolicy {
-                lease,
+                lease: lease.min(LOCK_LEASE),
                 timeout: LOCK_WAIT,
             },
             shared: CensusRecord::default(),
+            owner: layout::nonce(),
+            reserved: Size::default(),
+            crowded_out: false,
+            others_reserved: Size::default(),
+            reservation_lease: lease,
             pending: Size::default(),
             pending_by_shard: Box::new([Size::default(); SHARDS]),
             recounted: None,
@@ -84,7 +117,7 @@ impl Census {
             recount: Recount::new(),
         };
         if let Some(record) = read_census(cache)? {
-            census.shared = record;
+            census.take_shared(record);
             return Ok(census);
         }
         // No census yet: count (part of) the cache, extrapolate, and write it.
@@ -107,9 +140,9 @@ impl Census {
         // Written only if nobody else wrote one meanwhile; a failure is retried at the next flush.
         if let Ok(lock) = exclusion::acquire(cache, &KeyHash::CENSUS, &census.lock, "the census") {
             match read_census(cache) {
-                Ok(Some(record)) => census.shared = record,
+                Ok(Some(record)) => census.take_shared(record),
                 Ok(None) => {
-                    let _ = write_census(cache, &census.shared);
+                    let _ = write_census(cache, &census.shared, &lock);
                 }
                 Err(_) => {}
             }
@@ -118,8 +151,8 @@ impl Census {
         Ok(census)
     }
 
-    /// The size this handle works with: the census as last read, plus its own
-    /// unreported changes.
+    /// The size of the cache as this handle knows it: the census as last
+    /// read, plus its own unreported changes.
     pub(crate) fn size(&self) -> Size {
         Size {
             entries: self.shared.entries,
@@ -128,11 +161,53 @@ impl Census {
         .plus(self.pending)
     }
 
-    /// Whether this handle holds more unreported growth (entries or bytes)
-    /// than it reports at once — so a flush that was due failed.
-    pub(crate) fn unreported_growth_beyond_cap(&self) -> bool {
-        self.pending.entries > self.flush_every.entries
-            || self.pending.bytes > self.flush_every.bytes
+    /// The size this handle holds against its limits: [`Census::size`], plus
+    /// what the other handles have reserved — growth they may have added
+    /// and not reported yet.
+    pub(crate) fn size_with_reservations(&self) -> Size {
+        self.size().plus(self.others_reserved)
+    }
+
+    /// Whether this handle holds unreported growth (entries or bytes, where
+    /// limited) beyond its reservation — so the report that would have
+    /// reserved more failed, and no other handle counts that growth.
+    pub(crate) fn unreported_growth_beyond_reservation(&self) -> bool {
+        !self.within_reservation(self.pending)
+    }
+
+    /// Before a write that may add `growth`: reports and reserves anew if
+    /// the reservation would not cover it (best effort: if the report fails,
+    /// the growth beyond the reservation is paid for by evictions).
+    pub(crate) fn reserve(&mut self, cache: &CacheDir, growth: Size) {
+        if !self.within_reservation(self.pending.plus(growth)) {
+            let _ = self.flush_holding(cache, Hold::Renew(growth));
+        }
+    }
+
+    /// Whether `growth` stays within the reservation — or within `F`, for a
+    /// handle the census file had no room for (so that a file full of
+    /// reservations does not make every write evict).
+    fn within_reservation(&self, growth: Size) -> bool {
+        let cap = if self.crowded_out {
+            self.flush_every
+        } else {
+            self.reserved
+        };
+        let within = |growth: i64, cap: i64, every: i64| every == i64::MAX || growth <= cap;
+        within(growth.entries, cap.entries, self.flush_every.entries)
+            && within(growth.bytes, cap.bytes, self.flush_every.bytes)
+    }
+
+    /// Takes `record` as the census last read.
+    fn take_shared(&mut self, record: CensusRecord) {
+        self.others_reserved = record
+            .reservations
+            .iter()
+            .filter(|reservation| reservation.owner != self.owner)
+            .fold(Size::default(), |sum, reservation| {
+                sum.plus(reserved_size(reservation))
+            });
+        self.shared = record;
     }
 
     /// Records a change this handle made to shard `shard`.
@@ -178,11 +253,30 @@ impl Census {
         }
     }
 
-    /// Reports pending changes now (best effort), as when the handle is dropped.
+    /// Reports pending changes before the handle goes, and gives up its
+    /// reservation, waiting for the census lock until an abandoned one would
+    /// be taken over ([`LAST_FLUSH_WAIT`]) — a dropped handle has no later
+    /// flush; if this one fails, its reservation stays until it is taken for
+    /// abandoned.
+    pub(crate) fn flush_before_drop(&mut self, cache: &CacheDir) {
+        if self.reserved == Size::default() && !self.unreported() {
+            return;
+        }
+        let wait = std::mem::replace(&mut self.lock.timeout, LAST_FLUSH_WAIT);
+        let _ = self.flush_holding(cache, Hold::Release);
+        self.lock.timeout = wait;
+    }
+
+    fn unreported(&self) -> bool {
+        self.pending != Size::default()
+            || self.pending_by_shard.iter().any(|p| *p != Size::default())
+            || self.recounted.is_some()
+    }
+
+    /// Reports pending changes now (best effort).
+    #[cfg(test)]
     pub(crate) fn flush_now(&mut self, cache: &CacheDir) {
-        let unreported = self.pending != Size::default()
-            || self.pending_by_shard.iter().any(|p| *p != Size::default());
-        if unreported || self.recounted.is_some() {
+        if self.unreported() {
             let _ = self.flush(cache);
         }
     }
@@ -198,7 +292,8 @@ impl Census {
         *self.pending_by_shard = [Size::default(); SHARDS];
         self.recounted = None;
         self.recount.abandon();
-        let _ = self.update_file(cache, |record, _| {
+        let renew = Hold::Renew(Size::default());
+        let _ = self.update_file(cache, renew, |record, _| {
             record.entries = 0;
             record.bytes = 0;
             record.reconciled_at = now_ms();
@@ -206,22 +301,32 @@ impl Census {
         });
     }
 
+    /// Whether to report after a write or a removal: growth is reported
+    /// before the write its reservation would not cover ([`Census::reserve`]),
+    /// so here only shrinking by `F`, a finished recount, or age.
     fn flush_due(&self) -> bool {
-        let pending = self.pending;
-        pending.entries.unsigned_abs() >= self.flush_every.entries.unsigned_abs()
-            || pending.bytes.unsigned_abs() >= self.flush_every.bytes.unsigned_abs()
+        let shrunk = |pending: i64, every: i64| {
+            pending < 0 && pending.unsigned_abs() >= every.unsigned_abs()
+        };
+        shrunk(self.pending.entries, self.flush_every.entries)
+            || shrunk(self.pending.bytes, self.flush_every.bytes)
             || self.recounted.is_some()
             || self.last_flush.elapsed() >= FLUSH_AGE
+    }
+
+    /// Adds pending changes to the census file and renews the reservation.
+    fn flush(&mut self, cache: &CacheDir) -> Result<()> {
+        self.flush_holding(cache, Hold::Renew(Size::default()))
     }
 
     /// Adds pending changes to the census file, under its lock, and corrects it
     /// by a complete recount if they drifted apart. A recount whose flush fails
     /// is dropped (the next pass replaces it).
-    fn flush(&mut self, cache: &CacheDir) -> Result<()> {
+    fn flush_holding(&mut self, cache: &CacheDir, hold: Hold) -> Result<()> {
         let recounted = self.recounted.take();
         let last_drift = self.last_drift;
         let mut drift_seen = None;
-        let result = self.update_file(cache, |record, pending| {
+        let result = self.update_file(cache, hold, |record, pending| {
             record.entries = record.entries.wrapping_add(pending.entries);
             record.bytes = record.bytes.wrapping_add(pending.bytes);
             // A correction "since the pass began" that is dated in the future
@@ -255,15 +360,31 @@ impl Census {
         result
     }
 
+    /// Under the census lock: reads the file, counts the reservations of
+    /// handles gone quiet for [`Census::reservation_lease`] as entries,
+    /// applies `change` with the pending changes the file lacks, adds the
+    /// changes per shard, renews or gives up this handle's reservation, and
+    /// replaces the file.
     fn update_file(
         &mut self,
         cache: &CacheDir,
+        hold: Hold,
         change: impl FnOnce(&mut CensusRecord, Size),
     ) -> Result<()> {
         self.last_flush = Instant::now();
         let lock = exclusion::acquire(cache, &KeyHash::CENSUS, &self.lock, "the census")?;
-        let mut record = read_census(cache)?.unwrap_or(self.shared);
-        change(&mut record, self.pending);
+        let mut record = read_census(cache)?.unwrap_or_else(|| self.shared.clone());
+        let now = now_ms();
+        let held = remove_reservation(&mut record, self.owner);
+        count_abandoned_reservations(&mut record, now, self.reservation_lease);
+        // Another handle counted this one's reservation as entries (it went
+        // quiet for the lease): what it reserved is in the count already.
+        let unreported = if held {
+            self.pending
+        } else {
+            self.pending.plus(self.reserved.negated())
+        };
+        change(&mut record, unreported);
         for (reported, pending) in record
             .shard_changes
             .iter_mut()
@@ -271,13 +392,82 @@ impl Census {
         {
             *reported = Size::from_pair(*reported).plus(*pending).pair();
         }
-        write_census(cache, &record)?;
+        let crowded_out =
+            matches!(hold, Hold::Renew(_)) && record.reservations.len() >= MAX_RESERVATIONS;
+        let reserved = match hold {
+            Hold::Renew(growth) if !crowded_out => {
+                let reserved = self.reservation_for(growth);
+                record.reservations.push(Reservation {
+                    owner: self.owner,
+                    entries: reserved.entries,
+                    bytes: reserved.bytes,
+                    renewed_at: now,
+                });
+                reserved
+            }
+            Hold::Renew(_) | Hold::Release => Size::default(),
+        };
+        write_census(cache, &record, &lock)?;
         lock.release()?;
-        self.shared = record;
+        self.reserved = reserved;
+        self.crowded_out = crowded_out;
+        self.take_shared(record);
         self.pending = Size::default();
         *self.pending_by_shard = [Size::default(); SHARDS];
         Ok(())
     }
+
+    /// The reservation to hold: [`Census::flush_every`] where limited, or
+    /// `growth` if larger.
+    fn reservation_for(&self, growth: Size) -> Size {
+        let amount = |every: i64, growth: i64| {
+            if every == i64::MAX {
+                0
+            } else {
+                every.max(growth)
+            }
+        };
+        Size {
+            entries: amount(self.flush_every.entries, growth.entries),
+            bytes: amount(self.flush_every.bytes, growth.bytes),
+        }
+    }
+}
+
+/// Removes `owner`'s reservation from `record`; whether there was one.
+fn remove_reservation(record: &mut CensusRecord, owner: u64) -> bool {
+    let held = record.reservations.iter().position(|r| r.owner == owner);
+    if let Some(at) = held {
+        record.reservations.swap_remove(at);
+    }
+    held.is_some()
+}
+
+/// The growth `reservation` holds.
+fn reserved_size(reservation: &Reservation) -> Size {
+    Size {
+        entries: reservation.entries,
+        bytes: reservation.bytes,
+    }
+}
+
+/// Counts the reservations not renewed for `lease` (at `now`, Unix ms) as
+/// entries and bytes: their handles went quiet, or were killed with growth
+/// they never reported — at most what they reserved. What they did not use
+/// is an excess a recount corrects; a handle that is alive finds its
+/// reservation gone at its next report and reports the difference.
+fn count_abandoned_reservations(record: &mut CensusRecord, now: u64, lease: Duration) {
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    let mut abandoned = Size::default();
+    record.reservations.retain(|reservation| {
+        let quiet = now.saturating_sub(reservation.renewed_at) > lease_ms;
+        if quiet {
+            abandoned = abandoned.plus(reserved_size(reservation));
+        }
+        !quiet
+    });
+    record.entries = record.entries.wrapping_add(abandoned.entries);
+    record.bytes = record.bytes.wrapping_add(abandoned.bytes);
 }
 
 /// What to add to the shared count `record` (pending changes included) to
@@ -347,11 +537,21 @@ fn read_census(cache: &CacheDir) -> Result<Option<CensusRecord>> {
     }
 }
 
-/// Replaces the census file (stage, then rename).
-fn write_census(cache: &CacheDir, record: &CensusRecord) -> Result<()> {
+/// Replaces the census file (stage, then rename) — unless `lock` was taken
+/// over meanwhile: a holder stalled past [`LOCK_LEASE`] would replace the
+/// changes others reported since with its older record.
+///
+/// # Errors
+/// [`Error::Busy`] if the lock was taken over; an I/O error.
+fn write_census(cache: &CacheDir, record: &CensusRecord, lock: &KeyLock) -> Result<()> {
     let staged = race::stage(cache, &KeyHash::CENSUS, |file, _, _| {
         file.write_all_at(&format::encode_census(record), 0)
     })?;
+    if !lock.is_held()? {
+        return Err(Error::Busy {
+            what: "the census lock was taken over while this handle held it".into(),
+        });
+    }
     staged.commit(cache, Sub::Root, CENSUS_FILE, false)
 }
 
@@ -399,6 +599,227 @@ mod tests {
         path
     }
 
+    /// Replaces the census file with `record` under its lock, as a handle does.
+    fn replace_census(cache: &CacheDir, record: &CensusRecord) {
+        let lock = census_lock(cache);
+        write_census(cache, record, &lock).expect("write census");
+        lock.release().expect("release");
+    }
+
+    /// The census lock, as a handle takes it.
+    fn census_lock(cache: &CacheDir) -> KeyLock {
+        let policy = LockPolicy {
+            lease: LOCK_LEASE,
+            timeout: Duration::from_secs(5),
+        };
+        exclusion::acquire(cache, &KeyHash::CENSUS, &policy, "the census").expect("lock")
+    }
+
+    /// The entries the census file counts.
+    fn entries_reported(cache: &CacheDir) -> i64 {
+        read_census(cache)
+            .expect("read census")
+            .expect("a census")
+            .entries
+    }
+
+    /// Leaves a census lock in `locks/` as a killed holder would, last
+    /// modified `age` ago.
+    fn abandoned_census_lock(cache: &CacheDir, age: Duration) {
+        let path = cache
+            .sub_path(Sub::Locks)
+            .join(crate::layout::lock_name(&KeyHash::CENSUS).as_str());
+        let file = fs::File::create(&path).expect("lock file");
+        file.set_modified(std::time::SystemTime::now() - age)
+            .expect("age the lock");
+    }
+
+    /// A holder killed inside a flush leaves the census lock behind: the
+    /// count stands still only until the lock is a second old (not for the
+    /// handles' whole lease), then the next flush takes the lock over.
+    #[test]
+    fn an_abandoned_census_lock_is_taken_over_after_a_second() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut census) = lone_census(dir.path());
+        abandoned_census_lock(&cache, Duration::ZERO);
+        census.record(0, Size::entry(10));
+        census.flush_now(&cache);
+        assert_eq!(
+            entries_reported(&cache),
+            0,
+            "a lock younger than a second is the holder's"
+        );
+        assert_eq!(census.size().entries, 1, "the change stays pending");
+        abandoned_census_lock(&cache, LOCK_LEASE + Duration::from_millis(200));
+        census.flush_now(&cache);
+        assert_eq!(
+            entries_reported(&cache),
+            1,
+            "the pending change is reported once the lock is a second old"
+        );
+    }
+
+    /// A handle dropped while the census lock is held (here: just abandoned)
+    /// waits to report, rather than leaving its changes out of the count.
+    #[test]
+    fn a_dropped_handle_waits_for_the_census_lock_to_report() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut census) = lone_census(dir.path());
+        census.record(0, Size::entry(10));
+        abandoned_census_lock(&cache, Duration::ZERO);
+        census.flush_before_drop(&cache);
+        assert_eq!(entries_reported(&cache), 1);
+    }
+
+    /// A holder that stalls past the census lease while another takes its
+    /// lock over does not replace the record the other wrote: its flush
+    /// fails and its changes stay pending.
+    #[test]
+    fn a_holder_whose_census_lock_was_taken_over_does_not_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut census) = lone_census(dir.path());
+        let stalled = census_lock(&cache);
+        // Another handle takes the lock over and reports 3 entries.
+        abandoned_census_lock(&cache, LOCK_LEASE + Duration::from_millis(200));
+        census.record(
+            0,
+            Size::entry(10).plus(Size::entry(10)).plus(Size::entry(10)),
+        );
+        census.flush_now(&cache);
+        let reported = entries_reported(&cache);
+        let err = write_census(&cache, &CensusRecord::default(), &stalled)
+            .expect_err("the stalled holder must not write");
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        assert_eq!(
+            entries_reported(&cache),
+            reported,
+            "the other's report stands"
+        );
+        assert_eq!(reported, 3);
+        drop(stalled);
+    }
+
+    /// A census of the cache at `dir` opened as another handle would, with
+    /// `lease` as its handles' lease.
+    fn other_census(cache: &CacheDir, lease: Duration) -> Census {
+        let flush_every = Size {
+            entries: 32,
+            bytes: i64::MAX,
+        };
+        Census::open(cache, lease, flush_every).expect("open")
+    }
+
+    /// A handle about to write reserves `F` entries in the census before it
+    /// adds any; the other handles hold that against the limits (their view
+    /// of the size is not changed by it), until the handle gives it up as it
+    /// goes.
+    #[test]
+    fn a_writing_handle_reserves_its_growth_for_the_others_to_see() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut writer) = lone_census(dir.path());
+        writer.reserve(&cache, Size::entry(10));
+        assert!(!writer.unreported_growth_beyond_reservation());
+        writer.record(0, Size::entry(10));
+        assert!(!writer.unreported_growth_beyond_reservation());
+        let other = other_census(&cache, Duration::from_secs(10));
+        assert_eq!(other.size().entries, 0);
+        assert_eq!(other.size_with_reservations().entries, 32);
+        assert_eq!(writer.size_with_reservations().entries, 1, "not its own");
+        writer.flush_before_drop(&cache);
+        let after = other_census(&cache, Duration::from_secs(10));
+        assert_eq!(after.size().entries, 1);
+        assert_eq!(after.size_with_reservations().entries, 1, "given up");
+    }
+
+    /// Growth beyond the reservation — the report that would have reserved
+    /// more failed (here: the census lock is held) — is flagged, so that the
+    /// evictor pays for it.
+    #[test]
+    fn growth_without_a_reservation_is_flagged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut writer) = lone_census(dir.path());
+        abandoned_census_lock(&cache, Duration::ZERO);
+        writer.reserve(&cache, Size::entry(10));
+        writer.record(0, Size::entry(10));
+        assert!(writer.unreported_growth_beyond_reservation());
+    }
+
+    /// A handle that finds the census file full of live reservations writes
+    /// without one, keeping up to `F` unreported as if reservations did not
+    /// exist, rather than evicting for every entry it adds.
+    #[test]
+    fn a_handle_crowded_out_of_the_reservations_keeps_f_unreported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut writer) = lone_census(dir.path());
+        let live = Reservation {
+            owner: 1,
+            entries: 1,
+            bytes: 0,
+            renewed_at: now_ms(),
+        };
+        replace_census(
+            &cache,
+            &CensusRecord {
+                reservations: vec![live; MAX_RESERVATIONS],
+                ..CensusRecord::default()
+            },
+        );
+        writer.reserve(&cache, Size::entry(10));
+        for _ in 0..32 {
+            writer.record(0, Size::entry(10));
+        }
+        assert!(!writer.unreported_growth_beyond_reservation());
+        writer.record(0, Size::entry(10));
+        assert!(writer.unreported_growth_beyond_reservation());
+        assert_eq!(
+            writer.size_with_reservations().entries,
+            33 + MAX_RESERVATIONS as i64
+        );
+    }
+
+    /// A handle killed with writes it never reported leaves its reservation
+    /// behind; once it is older than the lease, the next report counts it as
+    /// entries — more than the handle wrote, never less.
+    #[test]
+    fn a_killed_handles_reservation_is_counted_after_the_lease() {
+        const LEASE: Duration = Duration::from_millis(50);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut killed) = lone_census(dir.path());
+        killed.reserve(&cache, Size::entry(10));
+        for i in 0..5 {
+            write_entry(&cache, &format!("unreported {i}"), b"value");
+            killed.record(0, Size::entry(10));
+        }
+        drop(killed); // no report: as if killed
+        let mut other = other_census(&cache, LEASE);
+        assert_eq!(other.size_with_reservations().entries, 32);
+        std::thread::sleep(LEASE * 2);
+        other.reserve(&cache, Size::entry(10));
+        assert_eq!(entries_reported(&cache), 32);
+        assert_eq!(other.size_with_reservations().entries, 32);
+    }
+
+    /// A live handle that went quiet for longer than the lease finds its
+    /// reservation counted as entries at its next report, and reports only
+    /// the difference: the count is exact again.
+    #[test]
+    fn a_quiet_handle_whose_reservation_was_counted_reports_the_difference() {
+        const LEASE: Duration = Duration::from_millis(50);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut quiet) = lone_census(dir.path());
+        quiet.reserve(&cache, Size::entry(10));
+        for _ in 0..3 {
+            quiet.record(0, Size::entry(10));
+        }
+        std::thread::sleep(LEASE * 2);
+        let mut other = other_census(&cache, LEASE);
+        other.reserve(&cache, Size::entry(10));
+        assert_eq!(entries_reported(&cache), 32, "taken for abandoned");
+        quiet.flush_now(&cache);
+        assert_eq!(entries_reported(&cache), 3);
+        assert_eq!(quiet.size().entries, 3);
+    }
+
     /// The census file's record, after the handle reported all it knows.
     fn reported(cache: &CacheDir, census: &mut Census) -> CensusRecord {
         census.flush_now(cache);
@@ -427,7 +848,7 @@ mod tests {
                 [i64::MIN; 2]
             };
         }
-        write_census(&cache, &extreme).expect("write census");
+        replace_census(&cache, &extreme);
         let options = Options {
             max_entries: Some(64),
             max_bytes: Some(1 << 20),
@@ -453,13 +874,14 @@ mod tests {
             .expect("insert");
     }
 
-    /// A cache that handles of the census's version 1 counted in `census`
-    /// (40 bytes) keeps that file as it is: a handle of this version counts
-    /// the cache itself into `census-2`, so that a handle of each version does
-    /// not overwrite the other's count with its own (which let two versions
-    /// writing at once hold 9 709 entries for a limit of 2 000).
+    /// A cache that handles of an older census version counted in their own
+    /// file (here `census`, version 1: 40 bytes) keeps that file as it is: a
+    /// handle of this version counts the cache itself into its own file, so
+    /// that a handle of each version does not overwrite the other's count
+    /// with its own (which let two versions writing at once hold 9 709
+    /// entries for a limit of 2 000).
     #[test]
-    fn a_version_one_census_is_left_to_its_handles() {
+    fn an_older_census_is_left_to_its_handles() {
         let dir = tempfile::tempdir().expect("temp dir");
         drop(FileStore::open(dir.path(), Options::default()).expect("open"));
         let cache = cache_at(dir.path());

@@ -9,32 +9,51 @@
 //!
 //! # The shared count
 //!
-//! The census file (`<root>/census-2`, format in [`crate::format`]) holds the
-//! number of entries and bytes as the bounded handles have reported them, and
-//! per shard the sum of the changes reported to it (for recounts). Each such
-//! handle knows its own changes exactly — before a write it `stat`s the entry,
-//! so it knows whether it adds an entry or replaces one and by how many bytes —
-//! and adds them up in memory. Every `F` changes (`F` = the limit / 256,
-//! between 1 and 32), or when its last report is older than
-//! [`census::FLUSH_AGE`], or when the handle is dropped, it **flushes**: under
-//! the census lock (a `create_new` lock file, [`crate::exclusion`]) it reads
-//! the file, adds its changes, and replaces the file. The size a handle works
-//! with is the file as it last read it plus its own unreported changes. A
-//! handle never holds more than `F` of unreported growth: when a flush that
-//! is due fails (the census lock stayed busy for [`census::LOCK_WAIT`]), each
-//! entry it adds beyond that is paid for by an eviction, until a flush
-//! succeeds.
+//! The census file (`<root>/census-3`, format in [`crate::format`]) holds the
+//! number of entries and bytes as the bounded handles have reported them, per
+//! shard the sum of the changes reported to it (for recounts), and each
+//! writing handle's **reservation**. Each such handle knows its own changes
+//! exactly — before a write it `stat`s the entry, so it knows whether it adds
+//! an entry or replaces one and by how many bytes — and adds them up in
+//! memory. It **flushes** before a write its reservation would not cover
+//! (its first write, then every `F` entries it adds; `F` = the limit / 256,
+//! between 1 and 32), after removing `F` entries, when its last report is
+//! older than [`census::FLUSH_AGE`], and when it is dropped: under the census
+//! lock (a `create_new` lock file, [`crate::exclusion`]) it reads the file,
+//! adds its changes, renews its reservation of the next `F` entries (and `F`
+//! bytes of the byte limit, or the size of the entry about to be written if
+//! larger) — or gives it up, when dropped — and replaces the file.
+//!
+//! The size a handle holds against its limits is the file as it last read it,
+//! plus the others' reservations, plus its own unreported changes. So the
+//! growth a handle has not reported yet is counted by every other handle
+//! ahead of time, and a handle killed before it reports leaves no uncounted
+//! writes: its reservation stays in the file. A reservation not renewed for
+//! the lease is counted as entries by the next flush (its handle died, or
+//! went quiet); that over-counts what the handle did not use, which a recount
+//! corrects, and a live handle that finds its reservation counted so reports
+//! only the difference. A handle never holds growth beyond its reservation:
+//! when the flush that would reserve more fails (the census lock stayed busy
+//! for [`census::LOCK_WAIT`]), each entry it adds beyond it is paid for by an
+//! eviction, until a flush succeeds. (The file holds up to
+//! [`crate::format::MAX_RESERVATIONS`]; a handle that finds it full keeps up
+//! to `F` unreported without one.)
 //!
 //! # The bound
 //!
 //! With `P` handles writing at once, the cache holds at most
 //! `limit + (P − 1) × (F + 1)` entries (bytes alike, with the byte limit's
-//! `F`), plus the drift a recount leaves alone (3 % of the limit). Why: take
-//! the handle that flushed last. The census file then holds everything
-//! reported, and that handle evicted until the file plus its own changes
-//! since were within the limit; what the file lacks is the others' unreported
-//! changes — at most `F` each, and one write under way. The torture tests
-//! assert this bound, from a cold start too.
+//! `F`), plus the drift a recount leaves alone (3 % of the limit), whether
+//! handles close or are killed. Why: take the handle that flushed last. The
+//! census file then holds everything reported and every reservation, and
+//! that handle evicted until those plus its own changes since were within the
+//! limit; each other handle's growth since is within its reservation. What
+//! can still escape the count is a recount's error: a recount that lists a
+//! shard after another handle removed entries there, and before that handle
+//! reported it, counts the removals twice once they are reported — up to
+//! `(P − 1) × F` — and a correction it made would leave the cache that much
+//! over. The torture tests assert this bound, from a cold start, with
+//! the CPU starved and with writers killed.
 //!
 //! # Recounts
 //!
@@ -311,6 +330,12 @@ impl Evictor {
         }))
     }
 
+    /// Before writing an entry file of `size` bytes: makes sure the handle's
+    /// reservation covers the growth it may add (see the module docs).
+    pub(crate) fn before_write(&self, size: u64) {
+        self.lock().census.reserve(&self.cache, Size::entry(size));
+    }
+
     /// Records the write of an entry (`written`: its record, with its file's
     /// modification time exactly and its size; `replaced`: the size of the
     /// entry it replaced, if any) and evicts what the limits require.
@@ -327,7 +352,7 @@ impl Evictor {
             },
         );
         state.index.learn(written);
-        let room = self.room(state.census.size());
+        let room = self.room(state.census.size_with_reservations());
         state.census.after_write(&self.cache, room)?;
         self.evict(&mut state)
     }
@@ -388,11 +413,12 @@ impl Evictor {
     }
 
     /// Whether the handle must evict now: the cache is over a limit as it
-    /// sees it, or it holds more unreported growth than it may (a census flush
-    /// failed): each new entry beyond that is paid for by an eviction, so that
-    /// what other handles cannot see of it stays within `F`.
+    /// sees it (others' reservations included), or it holds unreported growth
+    /// beyond its own reservation (the census flush that would have reserved
+    /// more failed): each new entry beyond that is paid for by an eviction, so
+    /// that all growth is counted, reported or reserved.
     fn must_evict(&self, census: &Census) -> bool {
-        self.over(census.size()) || census.unreported_growth_beyond_cap()
+        self.over(census.size_with_reservations()) || census.unreported_growth_beyond_reservation()
     }
 
     fn evict(&self, state: &mut State) -> Result<Removed> {
@@ -505,7 +531,7 @@ fn still_trusted(record: &Record, now: SystemTime) -> bool {
 
 impl Drop for Evictor {
     fn drop(&mut self) {
-        self.lock().census.flush_now(&self.cache);
+        self.lock().census.flush_before_drop(&self.cache);
     }
 }
 
