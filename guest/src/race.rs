@@ -7,7 +7,8 @@
 //! clobbers, never follows a planted link), then `rename`d over its final name.
 //! A rename is atomic, so readers — which take no lock — see the whole old
 //! file or the whole new one, never a mixture. Entries, and the census file,
-//! are published this way.
+//! are published this way. A file system that refuses the rename for a while
+//! (FUSE, see [`over_hidden_targets`]) is waited out.
 //!
 //! **Move aside, judge, restore** ([`retire`]). To remove a file only if it is
 //! still bad (an expired or damaged entry, an abandoned lock), it is first
@@ -21,11 +22,12 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{Error, IoContext, MissingOk, Result, is_read_only};
 use crate::layout::{self, KeyHash, ShortName};
-use crate::platform::{Dir, NewFile};
+use crate::platform::{Dir, NewFile, patiently};
 
 /// How many fresh temp names are tried before giving up (a clash needs a nonce repeat).
 const TEMP_NAME_ATTEMPTS: usize = 8;
@@ -94,19 +96,21 @@ impl Staged {
         durable: bool,
     ) -> Result<()> {
         let from = self.name;
-        cache
-            .retry_created(to, |dir| {
-                self.tmp.rename(from.as_str(), dir, name)?;
+        let tmp = Arc::clone(&self.tmp);
+        over_hidden_targets(&tmp, from.as_str(), || {
+            cache.retry_created(to, |dir| {
+                tmp.rename(from.as_str(), dir, name)?;
                 self.done = true;
                 if durable {
                     dir.sync()?;
                 }
                 Ok(())
             })
-            .map_err(|e| {
-                let source = cache.sub_path(Sub::Tmp).join(from.as_str());
-                Error::rename(&source, &cache.sub_path(to).join(name), e)
-            })
+        })
+        .map_err(|e| {
+            let source = cache.sub_path(Sub::Tmp).join(from.as_str());
+            Error::rename(&source, &cache.sub_path(to).join(name), e)
+        })
     }
 }
 
@@ -126,9 +130,10 @@ impl Staged {
         durable: bool,
     ) -> Result<Option<bool>> {
         let from = self.name;
-        let renamed = cache
-            .retry_created(to, |dir| {
-                let renamed = self.tmp.rename_new(from.as_str(), dir, name)?;
+        let tmp = Arc::clone(&self.tmp);
+        let renamed = over_hidden_targets(&tmp, from.as_str(), || {
+            cache.retry_created(to, |dir| {
+                let renamed = tmp.rename_new(from.as_str(), dir, name)?;
                 if renamed == Some(true) {
                     self.done = true;
                     if durable {
@@ -137,12 +142,51 @@ impl Staged {
                 }
                 Ok(renamed)
             })
-            .map_err(|e| {
-                let source = cache.sub_path(Sub::Tmp).join(from.as_str());
-                Error::rename(&source, &cache.sub_path(to).join(name), e)
-            })?;
+        })
+        .map_err(|e| {
+            let source = cache.sub_path(Sub::Tmp).join(from.as_str());
+            Error::rename(&source, &cache.sub_path(to).join(name), e)
+        })?;
         Ok(renamed)
     }
+}
+
+/// How long publishing waits for a file it replaces to be let go of on this
+/// machine, when the file system refuses to replace it (see
+/// [`over_hidden_targets`]).
+const HIDDEN_TARGET_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Runs `rename`, a rename of the staged file `from` in `tmp` over its final
+/// name, again while it fails with `NotFound` though `from` is still there,
+/// for up to [`HIDDEN_TARGET_PATIENCE`].
+///
+/// A FUSE file system built on libfuse's path API (sshfs) replaces or removes
+/// a file that a process on this machine holds open by first renaming it to
+/// a hidden name; if another machine removed the file meanwhile, that step —
+/// and so the rename — fails with `NotFound`, until the holder closes the
+/// file. Readers hold an entry for one read, so waiting lets the write
+/// through; a rename still refused after the wait fails with an error that
+/// says why, and the entry stays as the other machine left it.
+fn over_hidden_targets<T>(
+    tmp: &Dir,
+    from: &str,
+    rename: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let refused = |e: &io::Error| e.kind() == io::ErrorKind::NotFound && tmp.stat(from).is_ok();
+    patiently(HIDDEN_TARGET_PATIENCE, refused, rename).map_err(|e| {
+        if refused(&e) {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}: the file system would not replace the file, which a process on this \
+                     machine held open for over {HIDDEN_TARGET_PATIENCE:?} after another machine \
+                     removed it (a FUSE file system such as sshfs)"
+                ),
+            )
+        } else {
+            e
+        }
+    })
 }
 
 impl Drop for Staged {

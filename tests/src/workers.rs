@@ -57,11 +57,15 @@ fn names_in(dir: &Path) -> Vec<String> {
     )
 }
 
-/// Asserts that `dir` empties within a few seconds: a FUSE file system
-/// (sshfs) keeps a file unlinked while open as `.fuse_hidden…` until the
-/// exited worker's handle is released, which it learns of asynchronously.
+/// How long [`assert_empties`] waits.
+const EMPTYING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Asserts that `dir` empties within [`EMPTYING_PATIENCE`]: a FUSE file
+/// system (sshfs) keeps a file unlinked while open as `.fuse_hidden…` until
+/// the exited worker's handle is released, which it learns of asynchronously
+/// (later still on a machine stalled by other work).
 fn assert_empties(dir: &Path, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + EMPTYING_PATIENCE;
     loop {
         let names = names_in(dir);
         if names.is_empty() {

@@ -3,10 +3,16 @@
 //! processes — native, and the component in a host process — split between
 //! them as between two machines. The mixed workload
 //! reads every value whole and keeps exact counters; increments from both
-//! mounts add up exactly. What this shows, and what other file systems give,
-//! is in `docs/network-filesystems.md`.
+//! mounts add up exactly. A write replaces an entry that a reader on its mount
+//! holds open after the other mount removed it. What this shows, and what other
+//! file systems give, is in `docs/network-filesystems.md`.
 
+use std::fs::{self, File};
 use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use filecache::{Expiry, FileStore, Options};
 
 use filecache_conformance::sshfs::SshfsShare;
 use filecache_conformance::workers::{self, report};
@@ -58,4 +64,65 @@ fn increments_through_two_mounts_add_up_exactly() {
     let reports = run_on_both(&share, "counter", "increment", 60);
     let total = workers::check_increments(&reports, &share.served().join("counter"), 60);
     eprintln!("sshfs, 2 mounts × {BACKENDS:?}: {total} increments, exact");
+}
+
+/// How long the reader of the first write holds the entry: well within the
+/// writer's patience.
+const BRIEF_HOLD: Duration = Duration::from_millis(200);
+
+/// On one mount a reader holds an entry open; through the other the entry is
+/// removed. sshfs then refuses to replace it until the reader lets go (the
+/// file it would hide is gone), so a write waits the reader out — and a write
+/// held up longer fails with an error that says why, leaving nothing behind.
+/// Both ways of publishing run: replacing (unbounded) and adding only where
+/// nothing is there (bounded, natively on Linux).
+#[test]
+fn a_write_replaces_an_entry_held_here_and_removed_through_the_other_mount() {
+    let Some(share) = share() else { return };
+    let bounded = Options {
+        max_entries: Some(100),
+        ..Options::default()
+    };
+    for (kind, options) in [("unbounded", Options::default()), ("bounded", bounded)] {
+        let here = share.mounts()[0].join(kind);
+        let writer = FileStore::open(&here, options.clone()).expect("open on mount a");
+        let remover =
+            FileStore::open(share.mounts()[1].join(kind), options).expect("open on mount b");
+        let read = |key| remover.get(key).expect("get through mount b");
+        let held_entry = || {
+            writer.insert("k", b"old", Expiry::Never).expect("insert");
+            let entry = filecache::testing::entry_path(&here, "k");
+            let held = File::open(entry).expect("hold the entry");
+            remover.remove("k").expect("remove through mount b");
+            held
+        };
+
+        let held = held_entry();
+        let reader = thread::spawn(move || {
+            thread::sleep(BRIEF_HOLD);
+            drop(held);
+        });
+        let written = writer.insert("k", b"new", Expiry::Never);
+        reader.join().expect("the reader thread");
+        if let Err(e) = written {
+            panic!("{kind}: the write did not wait for the reader: {e}");
+        }
+        assert_eq!(read("k").as_deref(), Some(&b"new"[..]), "{kind}");
+
+        let held = held_entry();
+        let Err(err) = writer.insert("k", b"newer", Expiry::Never) else {
+            panic!("{kind}: a write reported success though its entry was held throughout");
+        };
+        assert!(err.to_string().contains("held open"), "{kind}: {err}");
+        drop(held);
+        assert_eq!(read("k"), None, "{kind}: a failed write is not there");
+        writer
+            .insert("k", b"newest", Expiry::Never)
+            .expect("insert");
+        assert_eq!(read("k").as_deref(), Some(&b"newest"[..]), "{kind}");
+        let staged = fs::read_dir(share.served().join(kind).join("tmp"))
+            .expect("list tmp/")
+            .count();
+        assert_eq!(staged, 0, "{kind}: files left in tmp/");
+    }
 }

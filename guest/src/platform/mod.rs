@@ -28,7 +28,7 @@
 //! system's defaults apply.
 
 use std::io;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 #[cfg_attr(unix, path = "unix.rs")]
 #[cfg_attr(target_os = "wasi", path = "wasi.rs")]
@@ -96,6 +96,27 @@ fn read_some_with(
     };
     bytes.truncate(n);
     Ok(bytes)
+}
+
+/// Runs `operation` again and again while it fails with an error that
+/// `transient` calls passing, for up to `patience` (pauses from
+/// 100 µs, doubling up to 10 ms); then returns its last outcome.
+pub(crate) fn patiently<T>(
+    patience: Duration,
+    transient: impl Fn(&io::Error) -> bool,
+    mut operation: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let deadline = Instant::now() + patience;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match operation() {
+            Err(e) if transient(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// How many times [`create_exclusive`] tries a name that the file system

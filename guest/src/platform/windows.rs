@@ -19,9 +19,9 @@ use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use super::{Access, FileStat, Times, read_some_with, refused_dir_link, refused_link};
+use super::{Access, FileStat, Times, patiently, read_some_with, refused_dir_link, refused_link};
 
 /// A directory, by path; see the module docs of `platform`.
 #[derive(Debug)]
@@ -263,17 +263,7 @@ fn held_by_another_handle(error: &io::Error) -> bool {
 }
 
 /// Runs `operation`, again and again while it fails as if another handle held
-/// the file, for up to [`HELD_FILE_PATIENCE`] (pauses from 100 µs, doubling).
-fn patient_with_held_files(mut operation: impl FnMut() -> io::Result<()>) -> io::Result<()> {
-    let deadline = Instant::now() + HELD_FILE_PATIENCE;
-    let mut pause = Duration::from_micros(100);
-    loop {
-        match operation() {
-            Err(e) if held_by_another_handle(&e) && Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(10));
-            }
-            outcome => return outcome,
-        }
-    }
+/// the file, for up to [`HELD_FILE_PATIENCE`].
+fn patient_with_held_files(operation: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    patiently(HELD_FILE_PATIENCE, held_by_another_handle, operation)
 }
