@@ -32,8 +32,9 @@ pub const TAG_CONTENT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 /// Sub-directory holding temporary files.
 pub const TMP_DIR: &str = "tmp";
-/// Name of the census file (format version 2; version 1 handles count in
-/// `census`, so that the two do not overwrite each other's count).
+/// Name of the census file (format version 3; older versions count in
+/// `census` and `census-2`, so that versions do not overwrite each other's
+/// count).
 pub const CENSUS_FILE: &str = "census-3";
 /// Name of the file whose modification time says when abandoned files were
 /// last swept.

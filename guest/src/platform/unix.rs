@@ -105,17 +105,11 @@ impl Dir {
     /// An `EPERM` for a name that is there reads as `AlreadyExists` (see
     /// [`create_exclusive`]).
     pub(crate) fn create_new(&self, name: &str, access: Access) -> io::Result<NewFile> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mode = Mode::from_raw_mode(access.file_mode());
         let fd = create_exclusive(
-            || {
-                Ok(rustix::fs::openat(
-                    &self.fd,
-                    name,
-                    flags | OFlags::CLOEXEC,
-                    mode,
-                )?)
-            },
+            || Ok(rustix::fs::openat(&self.fd, name, flags, mode)?),
             rustix::io::Errno::PERM.raw_os_error(),
             || self.has_entry(name),
         )?;
