@@ -37,7 +37,7 @@ use crate::error::{Error, IoContext, MissingOk, Result};
 use crate::format::{self, LOCK_LEN};
 use crate::layout::{self, KeyHash, ShortName};
 use crate::options::now_ms;
-use crate::platform::{self, Dir};
+use crate::platform::{self, Dir, ReadFile};
 use crate::race::{self, Retired};
 use crate::sweep::age;
 
@@ -102,7 +102,7 @@ pub(crate) fn acquire(
                 let content = format::encode_lock(owner_token(), now_ms());
                 if let Err(e) = file.write_all_at(&content, 0) {
                     drop(file);
-                    let _ = locks.remove_file(name.as_str());
+                    let _ = locks.remove_held(name.as_str());
                     return Err(Error::io("write lock file", &path(), e));
                 }
                 return Ok(KeyLock {
@@ -139,13 +139,18 @@ impl KeyLock {
     /// # Errors
     /// An I/O error other than the file being gone.
     pub(crate) fn is_held(&self) -> Result<bool> {
+        Ok(self.open_if_held()?.is_some())
+    }
+
+    /// The lock file, open, if it still holds this holder's token.
+    fn open_if_held(&self) -> Result<Option<ReadFile>> {
         let read = self.locks.open_file(self.name.as_str()).and_then(|file| {
             let mut bytes = [0u8; LOCK_LEN + 1];
             let filled = platform::fill(&file, &mut bytes, 0)?;
-            Ok(bytes[..filled] == self.content)
+            Ok((bytes[..filled] == self.content).then_some(file))
         });
         match read.missing_ok() {
-            Ok(held) => Ok(held.unwrap_or(false)),
+            Ok(held) => Ok(held.flatten()),
             Err(e) => Err(Error::io("read lock file", &self.path(), e)),
         }
     }
@@ -160,12 +165,15 @@ impl KeyLock {
         self.remove_if_held()
     }
 
+    /// Removes the lock file if it still holds this holder's token, through
+    /// the handle that read the token (see the `platform` docs on files
+    /// removed while open).
     fn remove_if_held(&self) -> Result<()> {
-        if !self.is_held()? {
+        let Some(file) = self.open_if_held()? else {
             return Ok(());
-        }
+        };
         self.locks
-            .remove_file(self.name.as_str())
+            .remove_open_file(self.name.as_str(), file)
             .missing_ok()
             .context("remove lock file", &self.path())?;
         Ok(())

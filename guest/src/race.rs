@@ -193,7 +193,7 @@ impl Drop for Staged {
     fn drop(&mut self) {
         if !self.done {
             // Best effort: the sweep removes it later if this fails too.
-            let _ = self.tmp.remove_file(self.name.as_str());
+            let _ = self.tmp.remove_held(self.name.as_str());
         }
     }
 }
@@ -248,7 +248,7 @@ pub(crate) fn retire(
         put_back(&tmp, aside.as_str(), &dir, name)
             .map_err(|e| Error::rename(&aside_path(), &source(), e))?;
     }
-    tmp.remove_file(aside.as_str())
+    tmp.remove_held(aside.as_str())
         .missing_ok()
         .context("remove retired file", &aside_path())?;
     Ok(if bad {

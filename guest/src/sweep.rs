@@ -100,7 +100,7 @@ pub(crate) fn sweep(cache: &CacheDir, lease: Duration) -> Result<Swept> {
             };
             if age(stat.modified, now) > lease
                 && tmp
-                    .remove_file(name)
+                    .remove_held(name)
                     .missing_ok()
                     .map_err(|e| crate::Error::io("remove stale temporary file", &path(), e))?
                     .is_some()

@@ -25,6 +25,9 @@ use super::{
 pub(crate) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
+    /// Whether its file system hides open files it removes or replaces (see
+    /// the module docs of `platform`).
+    hides_open_files: bool,
 }
 
 impl Dir {
@@ -38,6 +41,7 @@ impl Dir {
             Mode::empty(),
         )?;
         Ok(Self {
+            hides_open_files: is_fuse(&fd),
             fd,
             path: path.to_path_buf(),
         })
@@ -70,6 +74,7 @@ impl Dir {
             Ok(fd) => Ok(Self {
                 fd,
                 path: self.path.join(name),
+                hides_open_files: self.hides_open_files,
             }),
             Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => {
                 Err(refused_dir_link(&e.into()))
@@ -174,14 +179,34 @@ impl Dir {
         Ok(file_stat(&stat))
     }
 
-    /// Removes the file (or link) `name`.
+    /// Removes the file (or link) `name` (held open meanwhile on FUSE, see the
+    /// module docs of `platform`).
     pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        let _held = self.hold(name);
+        self.unlink(name)
+    }
+
+    /// Removes the file (or link) `name`: the bare call.
+    pub(super) fn unlink(&self, name: &str) -> io::Result<()> {
         Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())?)
     }
 
-    /// Renames `name` to `to_name` in `to`, replacing what is there atomically.
+    /// Renames `name` to `to_name` in `to`, replacing what is there atomically
+    /// (held open meanwhile on FUSE, see the module docs of `platform`).
     pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
+        let _held = to.hold(to_name);
         Ok(rustix::fs::renameat(&self.fd, name, &to.fd, to_name)?)
+    }
+
+    /// The file `name` open until the result is dropped, if this directory's
+    /// file system hides open files and `name` can be opened (non-blocking:
+    /// a planted FIFO does not hang it).
+    fn hold(&self, name: &str) -> Option<OwnedFd> {
+        if !self.hides_open_files {
+            return None;
+        }
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        rustix::fs::openat(&self.fd, name, flags, Mode::empty()).ok()
     }
 
     /// Renames `name` to `to_name` in `to` only if `to_name` does not exist:
@@ -259,6 +284,19 @@ impl Dir {
     pub(crate) fn is_removed(&self) -> io::Result<bool> {
         Ok(rustix::fs::fstat(&self.fd)?.st_nlink == 0)
     }
+}
+
+/// Whether `fd` is on a FUSE file system (see the module docs of `platform`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_fuse(fd: &OwnedFd) -> bool {
+    const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
+    rustix::fs::fstatfs(fd).is_ok_and(|stat| stat.f_type as u64 == FUSE_SUPER_MAGIC)
+}
+
+/// Whether `fd` is on a FUSE file system: not told here, so taken as not.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_fuse(_fd: &OwnedFd) -> bool {
+    false
 }
 
 /// Lists the directory open as `fd` with `getdents`, names borrowed from the

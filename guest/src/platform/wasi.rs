@@ -198,8 +198,15 @@ impl Dir {
             .map_err(to_io_error)
     }
 
-    /// Removes the file (or link) `name`.
+    /// Removes the file (or link) `name`. The file system is not known here,
+    /// and holding every file removed or replaced open costs too much (see
+    /// the module docs of `platform`): callers hold it where that is cheap.
     pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        self.unlink(name)
+    }
+
+    /// Removes the file (or link) `name`: the bare call.
+    pub(super) fn unlink(&self, name: &str) -> io::Result<()> {
         self.with(|dir| dir.unlink_file_at(name))
             .map_err(to_io_error)
     }

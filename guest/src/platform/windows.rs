@@ -109,6 +109,11 @@ impl Dir {
         patient_with_held_files(|| std::fs::remove_file(&path))
     }
 
+    /// Removes the file `name` (as [`Dir::remove_file`]).
+    pub(super) fn unlink(&self, name: &str) -> io::Result<()> {
+        self.remove_file(name)
+    }
+
     /// Renames `name` to `to_name` in `to`, replacing what is there.
     pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
         let (from, to) = (self.path.join(name), to.path.join(to_name));
