@@ -37,7 +37,8 @@ pub const TMP_DIR: &str = "tmp";
 /// count).
 pub const CENSUS_FILE: &str = "census-3";
 /// Name of the file whose modification time says when abandoned files were
-/// last swept.
+/// last swept, and whose content marks a file system that keeps files removed
+/// while open (FUSE).
 pub const SWEPT_FILE: &str = "swept";
 /// Sub-directory holding key lock files.
 pub const LOCKS_DIR: &str = "locks";
@@ -56,6 +57,9 @@ impl KeyHash {
     /// The hash whose lock guards the census file (all ones: no key hashes to it
     /// in practice, and if one did, it would only share a lock).
     pub const CENSUS: Self = Self([0xff; 32]);
+    /// The hash that names the sweep's temporary files (its probe of the file
+    /// system, a new stamp).
+    pub const SWEEP: Self = Self([0xfe; 32]);
 
     /// Hashes a key.
     pub fn of(key: &str) -> Self {

@@ -6,27 +6,40 @@
 //! the sweep has a stamp: the file `swept` at the root, whose modification
 //! time is when the last sweep began. A handle `stat`s it at its first write,
 //! and again every [`CHECK_EVERY`] writes, and sweeps when it is older than the
-//! lease (or missing). The sweeper first moves the stamp to now, so that other
-//! handles do not sweep too. Opening a cache, and reading it, cost nothing of
+//! lease (or missing). The sweeper first moves the stamp to now (or publishes
+//! one), so that other handles do not sweep too (handles that find no stamp
+//! at once may all sweep: harmless). Opening a cache, and reading it, cost nothing of
 //! this: only writers leave such files behind, so writers clean up after them.
 //!
 //! So an abandoned file — one older than the lease — is removed by the first
 //! write of a handle (or the next check of one that writes on) that comes at
 //! least one lease after the last sweep: within two leases of its writer's
 //! death while the cache is written to. Younger files may belong to a writer
-//! still at work and are kept. A lock left by a dead holder does not wait for the sweep to stop
-//! blocking its key: the next writer that wants the key reclaims it at once
+//! still at work and are kept. A lock left by a dead holder does not wait for
+//! the sweep to stop blocking its key: the next writer that wants the key reclaims it at once
 //! (see [`crate::exclusion`]). A sweep that fails (a read-only file system, a
 //! directory that cannot be listed) fails nothing else: it is tried again when
 //! the stamp is next found old.
+//!
+//! The stamp also says whether the cache's file system keeps a file removed
+//! while open under another name (FUSE's `.fuse_hidden…`): it then holds
+//! [`HIDING_MARK`], otherwise nothing. Every sweeper finds out with a probe
+//! in `tmp/`, and one that finds it so publishes a marked stamp (stage, then
+//! rename: never seen without its mark) over an unmarked one; a mark is never
+//! taken back (a cache moved off FUSE keeps holding files: a cost, no fault;
+//! removing `swept` clears it). A handle that reads the mark at its first
+//! write, or finds it with its own probe, holds the files it removes or
+//! replaces (see the `platform` module docs) — the component cannot ask the
+//! file system.
 
 use std::time::{Duration, SystemTime};
 
 use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{MissingOk, Result};
 use crate::exclusion::{self, LockState};
-use crate::layout::{self, SWEPT_FILE};
+use crate::layout::{self, KeyHash, SWEPT_FILE};
 use crate::platform::Times;
+use crate::race;
 use crate::scan::list_kept;
 
 /// A long-lived handle checks the stamp once per this many writes.
@@ -42,33 +55,71 @@ pub(crate) struct Swept {
 }
 
 /// Sweeps if the stamp is older than `lease` or missing (best effort: see
-/// the module docs); what was swept, if a sweep ran.
+/// the module docs), and notes what its mark says of the file system; what
+/// was swept, if a sweep ran.
 pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
     let root = cache.root();
     let now = SystemTime::now();
     let stamp = root.stat(SWEPT_FILE).missing_ok().ok()?;
+    let marked = stamp.is_some_and(|stamp| stamp.len > 0);
+    if marked {
+        root.note_hides_open_files();
+    }
     if stamp.is_some_and(|stamp| age(stamp.modified, now) <= lease) {
         return None;
     }
-    if !restamp(cache, now) {
+    let claimed = match (stamp, probe_hiding(cache)) {
+        (_, true) if !marked => publish_marked_stamp(cache),
+        (Some(_), _) => touch_stamp(cache, now),
+        (None, _) => create_stamp(cache),
+    };
+    if !claimed {
         return None; // a read-only file system, or no permission: nothing to sweep with
     }
     sweep(cache, lease).ok()
 }
 
-/// Moves the stamp to `now`, creating it if missing; whether it could.
-fn restamp(cache: &CacheDir, now: SystemTime) -> bool {
-    let root = cache.root();
+/// What the stamp holds on a file system that keeps a file removed while
+/// open under another name.
+pub(crate) const HIDING_MARK: &[u8] = b"keeps removed open files\n";
+
+/// Whether the cache's file system keeps files removed while open (noted on
+/// the root if so); `false` if the probe failed.
+fn probe_hiding(cache: &CacheDir) -> bool {
+    let probe = layout::temp_name(&KeyHash::SWEEP);
+    let hides = cache
+        .retry_created(Sub::Tmp, |tmp| {
+            tmp.keeps_removed_open_files(probe.as_str(), cache.access())
+        })
+        .unwrap_or(false);
+    if hides {
+        cache.root().note_hides_open_files();
+    }
+    hides
+}
+
+/// Moves the stamp's modification time to `now`; whether it could.
+fn touch_stamp(cache: &CacheDir, now: SystemTime) -> bool {
     let times = Times {
         accessed: now,
         modified: now,
     };
-    let set = root.set_times(SWEPT_FILE, times).missing_ok();
-    match set {
-        Ok(Some(())) => true,
-        Ok(None) => root.create_new(SWEPT_FILE, cache.access()).is_ok(),
-        Err(_) => false,
-    }
+    cache.root().set_times(SWEPT_FILE, times).is_ok()
+}
+
+/// Creates an unmarked stamp where there is none; whether this call did.
+fn create_stamp(cache: &CacheDir) -> bool {
+    cache.root().create_new(SWEPT_FILE, cache.access()).is_ok()
+}
+
+/// Publishes a marked stamp, replacing one that is not (stage, then rename:
+/// a handle that sees the file sees its mark); whether it could.
+fn publish_marked_stamp(cache: &CacheDir) -> bool {
+    race::stage(cache, &KeyHash::SWEEP, |file, _, _| {
+        file.write_all_at(HIDING_MARK, 0)
+    })
+    .and_then(|staged| staged.commit(cache, Sub::Root, SWEPT_FILE, false))
+    .is_ok()
 }
 
 /// Removes temporary and lock files older than `lease`.
@@ -169,5 +220,33 @@ mod tests {
         assert!(!stale.exists(), "swept at the check");
         let stamp = fs::metadata(dir.path().join(SWEPT_FILE)).expect("stamp");
         assert!(age(stamp.modified().expect("mtime"), SystemTime::now()) < Duration::from_secs(10));
+    }
+
+    /// On a file system that keeps no removed open file, the sweep's probe
+    /// leaves the stamp unmarked and nothing in `tmp/`; a mark found is kept
+    /// (never taken back) and the stamp moved to now.
+    #[test]
+    fn the_stamp_is_marked_only_where_removed_open_files_are_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(dir.path(), Options::default()).expect("open");
+        store.insert("k", b"v", Expiry::Never).expect("insert");
+        let stamp = dir.path().join(SWEPT_FILE);
+        assert_eq!(fs::read(&stamp).expect("stamp"), b"", "unmarked");
+        let tmp = fs::read_dir(dir.path().join("tmp")).expect("tmp/").count();
+        assert_eq!(tmp, 0, "the probe left nothing");
+
+        fs::write(&stamp, HIDING_MARK).expect("mark");
+        age_file(&stamp, Duration::from_secs(3600));
+        let store = FileStore::open(dir.path(), Options::default()).expect("open");
+        store.insert("k", b"w", Expiry::Never).expect("insert");
+        assert_eq!(fs::read(&stamp).expect("stamp"), HIDING_MARK, "kept");
+        let moved = fs::metadata(&stamp)
+            .expect("stamp")
+            .modified()
+            .expect("mtime");
+        assert!(
+            age(moved, SystemTime::now()) < Duration::from_secs(10),
+            "swept again"
+        );
     }
 }

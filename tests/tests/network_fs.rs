@@ -198,17 +198,43 @@ fn writes_next_to_readers_on_one_mount_leave_no_hidden_copies() {
             thread.join().expect("a worker thread");
         }
         drop(store);
-        let served = share.served().join(format!("hiding-{kind}"));
-        let deadline = Instant::now() + HIDING_PATIENCE;
-        let mut left = hidden_copies(&served);
-        while !left.is_empty() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(100));
-            left = hidden_copies(&served);
-        }
-        assert!(
-            left.is_empty(),
-            "{kind}: {} hidden copies left: {left:?}",
-            left.len()
-        );
+        assert_no_hidden_copies(&share.served().join(format!("hiding-{kind}")), kind);
     }
+}
+
+/// The component cannot ask what file system it is on: it learns it from the
+/// sweep stamp, or its own probe (see `filecache`'s `sweep` module), at its
+/// first write. On one mount a wasm worker runs the mixed workload (one writer
+/// per key, as in the test above) while another reads the same keys just
+/// before they are replaced or removed.
+#[test]
+fn a_wasm_writer_next_to_a_wasm_reader_leaves_no_hidden_copies() {
+    let Some(share) = share() else { return };
+    let dir = share.mounts()[0].join("hiding-wasm");
+    let writer = workers::spawn(WORKER, "mixed", "wasm", &dir, 1, &["--ops", "1500"]);
+    let reader = workers::spawn(WORKER, "read", "wasm", &dir, 2, &["--ops", "4000"]);
+    let served = share.served().join("hiding-wasm");
+    workers::check_mixed(&[report(writer), report(reader)], &served);
+    let stamp = fs::read(served.join("swept")).expect("the sweep stamp");
+    assert!(
+        !stamp.is_empty(),
+        "the stamp is marked: sshfs keeps removed open files"
+    );
+    assert_no_hidden_copies(&served, "wasm");
+}
+
+/// Asserts that no hidden copy is left under `served` once sshfs has learnt
+/// of every close (within [`HIDING_PATIENCE`]).
+fn assert_no_hidden_copies(served: &Path, kind: &str) {
+    let deadline = Instant::now() + HIDING_PATIENCE;
+    let mut left = hidden_copies(served);
+    while !left.is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        left = hidden_copies(served);
+    }
+    assert!(
+        left.is_empty(),
+        "{kind}: {} hidden copies left: {left:?}",
+        left.len()
+    );
 }

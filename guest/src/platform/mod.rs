@@ -45,11 +45,16 @@
 //! - On Linux, a [`Dir`] on FUSE (`fstatfs`) holds the file that
 //!   [`Dir::remove_file`] removes and [`Dir::rename`] replaces; elsewhere it
 //!   costs nothing.
-//! - On WASI the file system is not known, and holding every file removed or
-//!   replaced would cost an `open-at` per write (component insert +25 %,
-//!   remove +60 %, measured): there only the removals that hold the file
-//!   anyway ([`Dir::remove_open_file`]: a released lock) or are rare
-//!   ([`Dir::remove_held`]: retired entries, abandoned temporary files) do.
+//! - On WASI the file system is not known: a [`Dir`] holds those files once
+//!   told to ([`Dir::note_hides_open_files`], shared with the directories
+//!   opened from it). The sweep finds out ([`Dir::keeps_removed_open_files`])
+//!   and marks the cache's sweep stamp, which every writing handle reads at
+//!   its first write (see `crate::sweep`). Holding every file regardless
+//!   would cost an `open-at` per write (component insert +25 %, remove
+//!   +60 %, measured). Until a handle learns it, the removals that hold the
+//!   file anyway ([`Dir::remove_open_file`]: a released lock) or are rare
+//!   ([`Dir::remove_held`]: retired entries, abandoned temporary files) still
+//!   do, so `locks/` and `tmp/` are always left clean.
 //! - Windows has no such file systems; the calls there remove plainly.
 
 use std::io;
@@ -61,6 +66,9 @@ use std::time::{Duration, Instant, SystemTime};
 mod imp;
 
 pub(crate) use imp::{Dir, NewFile, ReadFile};
+
+/// How libfuse names a file it hides.
+const HIDDEN_PREFIX: &[u8] = b".fuse_hidden";
 
 impl Dir {
     /// Removes the file `name`, which the caller has open as `file`, and
@@ -76,6 +84,31 @@ impl Dir {
             drop(file);
             self.unlink(name)
         }
+    }
+
+    /// Whether this directory's file system keeps a file removed while open
+    /// under a hidden name (see the module docs): creates the file `probe`
+    /// (a fresh name), removes it while it is open and lists the directory
+    /// for a `.fuse_hidden…` name. (The open file cannot tell: FUSE reports
+    /// no link to it once removed.)
+    ///
+    /// # Errors
+    /// An I/O error if the file cannot be created or removed, or the
+    /// directory listed.
+    pub(crate) fn keeps_removed_open_files(&self, probe: &str, access: Access) -> io::Result<bool> {
+        let file = self.create_new(probe, access)?;
+        let removed = self.unlink(probe);
+        let mut hidden = false;
+        let listed = self.list(|name| {
+            hidden |= name.as_encoded_bytes().starts_with(HIDDEN_PREFIX);
+        });
+        drop(file);
+        removed?;
+        if hidden {
+            return Ok(true); // whatever went wrong later in the listing
+        }
+        listed?;
+        Ok(false)
     }
 
     /// Removes the file `name`, holding it open meanwhile where it can be

@@ -12,6 +12,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
@@ -26,8 +28,9 @@ pub(crate) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
     /// Whether its file system hides open files it removes or replaces (see
-    /// the module docs of `platform`).
-    hides_open_files: bool,
+    /// the module docs of `platform`), shared with the directories opened
+    /// from it.
+    hides_open_files: Arc<AtomicBool>,
 }
 
 impl Dir {
@@ -41,7 +44,7 @@ impl Dir {
             Mode::empty(),
         )?;
         Ok(Self {
-            hides_open_files: is_fuse(&fd),
+            hides_open_files: Arc::new(AtomicBool::new(is_fuse(&fd))),
             fd,
             path: path.to_path_buf(),
         })
@@ -74,7 +77,7 @@ impl Dir {
             Ok(fd) => Ok(Self {
                 fd,
                 path: self.path.join(name),
-                hides_open_files: self.hides_open_files,
+                hides_open_files: Arc::clone(&self.hides_open_files),
             }),
             Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => {
                 Err(refused_dir_link(&e.into()))
@@ -198,11 +201,18 @@ impl Dir {
         Ok(rustix::fs::renameat(&self.fd, name, &to.fd, to_name)?)
     }
 
+    /// Notes that this directory's file system hides open files (learnt
+    /// otherwise than from `fstatfs`): it and the directories opened from it
+    /// hold files they remove or replace from now on.
+    pub(crate) fn note_hides_open_files(&self) {
+        self.hides_open_files.store(true, Ordering::Relaxed);
+    }
+
     /// The file `name` open until the result is dropped, if this directory's
     /// file system hides open files and `name` can be opened (non-blocking:
     /// a planted FIFO does not hang it).
     fn hold(&self, name: &str) -> Option<OwnedFd> {
-        if !self.hides_open_files {
+        if !self.hides_open_files.load(Ordering::Relaxed) {
             return None;
         }
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;

@@ -23,6 +23,8 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use wasip2::filesystem::types::{
@@ -37,6 +39,10 @@ use super::{Access, FileStat, Times, create_exclusive, refused_dir_link, refused
 pub(crate) struct Dir {
     handle: Handle,
     path: PathBuf,
+    /// Whether its file system hides open files it removes or replaces (see
+    /// the module docs of `platform`): not known until noted, shared with the
+    /// directories opened from it.
+    hides_open_files: Arc<AtomicBool>,
 }
 
 /// How a [`Dir`] holds its descriptor.
@@ -65,6 +71,7 @@ impl Dir {
         Ok(Self {
             handle,
             path: path.to_path_buf(),
+            hides_open_files: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -127,6 +134,7 @@ impl Dir {
             Ok(descriptor) => Ok(Self {
                 handle: Handle::Own(descriptor),
                 path: self.path.join(name),
+                hides_open_files: Arc::clone(&self.hides_open_files),
             }),
             Err(code @ (ErrorCode::Loop | ErrorCode::NotDirectory)) => {
                 Err(refused_dir_link(&to_io_error(code)))
@@ -198,10 +206,10 @@ impl Dir {
             .map_err(to_io_error)
     }
 
-    /// Removes the file (or link) `name`. The file system is not known here,
-    /// and holding every file removed or replaced open costs too much (see
-    /// the module docs of `platform`): callers hold it where that is cheap.
+    /// Removes the file (or link) `name` (held open meanwhile once the file
+    /// system is noted to hide open files, see the module docs of `platform`).
     pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        let _held = self.hold(name);
         self.unlink(name)
     }
 
@@ -211,10 +219,28 @@ impl Dir {
             .map_err(to_io_error)
     }
 
-    /// Renames `name` to `to_name` in `to`, replacing what is there atomically.
+    /// Renames `name` to `to_name` in `to`, replacing what is there atomically
+    /// (held open meanwhile once the file system is noted to hide open files).
     pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
+        let _held = to.hold(to_name);
         self.with(|dir| to.with(|to| dir.rename_at(name, to, to_name)))
             .map_err(to_io_error)
+    }
+
+    /// Notes that this directory's file system hides open files: it and the
+    /// directories opened from it hold files they remove or replace from now
+    /// on.
+    pub(crate) fn note_hides_open_files(&self) {
+        self.hides_open_files.store(true, Ordering::Relaxed);
+    }
+
+    /// The file `name` open until the result is dropped, once the file system
+    /// is noted to hide open files.
+    fn hold(&self, name: &str) -> Option<ReadFile> {
+        if !self.hides_open_files.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.open_file(name).ok()
     }
 
     /// Renames only if `to_name` does not exist: not in one call here.

@@ -114,6 +114,10 @@ impl Dir {
         self.remove_file(name)
     }
 
+    /// Notes that the file system hides open files: none here does, and
+    /// files are removed plainly.
+    pub(crate) fn note_hides_open_files(&self) {}
+
     /// Renames `name` to `to_name` in `to`, replacing what is there.
     pub(crate) fn rename(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<()> {
         let (from, to) = (self.path.join(name), to.path.join(to_name));

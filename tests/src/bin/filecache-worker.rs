@@ -6,6 +6,7 @@
 //! filecache-worker WORKLOAD --backend native|wasm|jco --dir DIR [--id N] [--ops N]
 //!                  [--keys N] [--lease-ms N]
 //!   mixed       every operation at random on a small key set; checks every value read
+//!   read        reads only, at random on the mixed workload's key set; checks every value
 //!   increment   --ops increments of the key `total`
 //!   churn       inserts (some of several MiB), increments and adds until killed
 //!   fill        --ops inserts of new keys (with --max-entries, into a bounded cache)
@@ -110,6 +111,7 @@ fn run<B: Backend>(backend: &B, args: &Args) -> Result<serde_json::Value, String
     let mut rng = Rng::new(args.id.wrapping_mul(0x9e37_79b9) ^ 0x5eed);
     match args.workload.as_str() {
         "mixed" => Ok(mixed(&mut cache, args, &mut rng)),
+        "read" => Ok(read(&mut cache, args, &mut rng)),
         "increment" => Ok(increments(&mut cache, args)),
         "churn" => churn(&mut cache, args, &mut rng),
         "fill" => Ok(fill(&mut cache, args)),
@@ -225,6 +227,26 @@ fn mixed<C: CacheUnderTest>(cache: &mut C, args: &Args, rng: &mut Rng) -> serde_
         "errors": tally.errors,
         "samples": tally.samples,
         "increments": tally.increments,
+    })
+}
+
+/// Reads only, at random on the mixed workload's key set.
+fn read<C: CacheUnderTest>(cache: &mut C, args: &Args, rng: &mut Rng) -> serde_json::Value {
+    let mut tally = Tally::default();
+    for _ in 0..args.ops {
+        tally.ops += 1;
+        let key = format!("v{}", rng.below(args.keys));
+        match cache.get(&key) {
+            Ok(value) => tally.check(&key, value),
+            Err(e) => tally.error(format!("get: {e:?}")),
+        }
+    }
+    serde_json::json!({
+        "ops": tally.ops,
+        "hits": tally.hits,
+        "torn": tally.torn,
+        "errors": tally.errors,
+        "samples": tally.samples,
     })
 }
 
