@@ -8,23 +8,24 @@
 //! and again every [`CHECK_EVERY`] writes, and sweeps when it is older than the
 //! lease (or missing). The sweeper first moves the stamp to now (or publishes
 //! one), so that other handles do not sweep too (handles that find no stamp
-//! at once may all sweep: harmless). Opening a cache, and reading it, cost nothing of
-//! this: only writers leave such files behind, so writers clean up after them.
+//! at once may all sweep: harmless). Opening a cache, and reading it, cost
+//! nothing of this: only writers leave such files behind, so writers clean up
+//! after them.
 //!
 //! So an abandoned file — one older than the lease — is removed by the first
 //! write of a handle (or the next check of one that writes on) that comes at
 //! least one lease after the last sweep: within two leases of its writer's
 //! death while the cache is written to. Younger files may belong to a writer
 //! still at work and are kept. A lock left by a dead holder does not wait for
-//! the sweep to stop blocking its key: the next writer that wants the key reclaims it at once
-//! (see [`crate::exclusion`]). A sweep that fails (a read-only file system, a
-//! directory that cannot be listed) fails nothing else: it is tried again when
-//! the stamp is next found old.
+//! the sweep to stop blocking its key: the next writer that wants the key
+//! reclaims it at once (see [`crate::exclusion`]). A sweep that fails (a
+//! read-only file system, a directory that cannot be listed) fails nothing
+//! else: it is tried again when the stamp is next found old.
 //!
 //! The stamp also says whether the cache's file system keeps a file removed
 //! while open under another name (FUSE's `.fuse_hidden…`): it then holds
-//! [`HIDING_MARK`], otherwise nothing. Every sweeper finds out with a probe
-//! in `tmp/`, and one that finds it so publishes a marked stamp (stage, then
+//! [`HIDING_MARK`], otherwise nothing. A sweeper of an unmarked cache finds
+//! out with a probe in `tmp/`, and one that finds it so publishes a marked stamp (stage, then
 //! rename: never seen without its mark) over an unmarked one; a mark is never
 //! taken back (a cache moved off FUSE keeps holding files: a cost, no fault;
 //! removing `swept` clears it). A handle that reads the mark at its first
@@ -68,7 +69,7 @@ pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
     if stamp.is_some_and(|stamp| age(stamp.modified, now) <= lease) {
         return None;
     }
-    let claimed = match (stamp, probe_hiding(cache)) {
+    let claimed = match (stamp, marked || probe_hiding(cache)) {
         (_, true) if !marked => publish_marked_stamp(cache),
         (Some(_), _) => touch_stamp(cache, now),
         (None, _) => create_stamp(cache),

@@ -133,6 +133,18 @@ struct Tally {
 }
 
 impl Tally {
+    /// The report of a workload that reads (and perhaps writes) values.
+    fn report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ops": self.ops,
+            "hits": self.hits,
+            "torn": self.torn,
+            "errors": self.errors,
+            "samples": self.samples,
+            "increments": self.increments,
+        })
+    }
+
     fn error(&mut self, what: String) {
         self.errors += 1;
         if self.samples.len() < 5 {
@@ -220,14 +232,7 @@ fn mixed<C: CacheUnderTest>(cache: &mut C, args: &Args, rng: &mut Rng) -> serde_
             tally.error(e);
         }
     }
-    serde_json::json!({
-        "ops": tally.ops,
-        "hits": tally.hits,
-        "torn": tally.torn,
-        "errors": tally.errors,
-        "samples": tally.samples,
-        "increments": tally.increments,
-    })
+    tally.report()
 }
 
 /// Reads only, at random on the mixed workload's key set.
@@ -241,13 +246,7 @@ fn read<C: CacheUnderTest>(cache: &mut C, args: &Args, rng: &mut Rng) -> serde_j
             Err(e) => tally.error(format!("get: {e:?}")),
         }
     }
-    serde_json::json!({
-        "ops": tally.ops,
-        "hits": tally.hits,
-        "torn": tally.torn,
-        "errors": tally.errors,
-        "samples": tally.samples,
-    })
+    tally.report()
 }
 
 /// Value sizes from a few bytes to a few hundred KiB.
