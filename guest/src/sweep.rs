@@ -82,7 +82,7 @@ pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
 
 /// What the stamp holds on a file system that keeps a file removed while
 /// open under another name.
-pub(crate) const HIDING_MARK: &[u8] = b"keeps removed open files\n";
+const HIDING_MARK: &[u8] = b"keeps removed open files\n";
 
 /// Whether the cache's file system keeps files removed while open (noted on
 /// the root if so); `false` if the probe failed.

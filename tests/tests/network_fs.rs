@@ -36,6 +36,16 @@ fn share() -> Option<SshfsShare> {
     }
 }
 
+/// The options of an unbounded cache and of one bounded to `max_entries`,
+/// each with its name.
+fn unbounded_and_bounded(max_entries: u64) -> [(&'static str, Options); 2] {
+    let bounded = Options {
+        max_entries: Some(max_entries),
+        ..Options::default()
+    };
+    [("unbounded", Options::default()), ("bounded", bounded)]
+}
+
 /// Runs `workload` in [`PER_MOUNT`] workers ([`BACKENDS`]) on each mount of the cache `name`.
 fn run_on_both(share: &SshfsShare, name: &str, workload: &str, ops: u64) -> Vec<serde_json::Value> {
     let ops = ops.to_string();
@@ -82,11 +92,7 @@ const BRIEF_HOLD: Duration = Duration::from_millis(200);
 #[test]
 fn a_write_replaces_an_entry_held_here_and_removed_through_the_other_mount() {
     let Some(share) = share() else { return };
-    let bounded = Options {
-        max_entries: Some(100),
-        ..Options::default()
-    };
-    for (kind, options) in [("unbounded", Options::default()), ("bounded", bounded)] {
+    for (kind, options) in unbounded_and_bounded(100) {
         let here = share.mounts()[0].join(kind);
         let writer = FileStore::open(&here, options.clone()).expect("open on mount a");
         let remover =
@@ -162,11 +168,7 @@ const HIDING_PATIENCE: Duration = Duration::from_secs(20);
 #[test]
 fn writes_next_to_readers_on_one_mount_leave_no_hidden_copies() {
     let Some(share) = share() else { return };
-    let bounded = Options {
-        max_entries: Some(6),
-        ..Options::default()
-    };
-    for (kind, options) in [("unbounded", Options::default()), ("bounded", bounded)] {
+    for (kind, options) in unbounded_and_bounded(6) {
         let dir = share.mounts()[0].join(format!("hiding-{kind}"));
         let store = Arc::new(FileStore::open(&dir, options).expect("open"));
         let threads: Vec<_> = (0..4)
