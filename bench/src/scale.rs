@@ -240,7 +240,6 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
     });
     let mut doomed: Vec<std::path::PathBuf> = doomed.collect();
     doomed.reverse();
-    let mut removed_keys = Vec::new();
     for round in 0..BOUNDED_ROUNDS {
         let keys: Vec<usize> = (round * BOUNDED_CHUNK..(round + 1) * BOUNDED_CHUNK).collect();
         // The kinds take turns going first: on a disk, the removals after one
@@ -270,13 +269,12 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
                             .expect("insert");
                         std::fs::remove_file(&victims[j]).expect("unlink a victim");
                     }));
-                    removed_keys.extend(keys.iter().map(|&i| fresh_key("floor", i)));
+                    for &i in &keys {
+                        unbounded.remove(&fresh_key("floor", i)).expect("remove");
+                    }
                 }
             }
         }
-    }
-    for key in removed_keys {
-        unbounded.remove(&key).expect("remove");
     }
     let _ = std::fs::remove_dir_all(&victims_dir);
     let evicted = at.stats().expect("stats").evicted - evicted_before;
