@@ -102,11 +102,13 @@
 //!   modification time and tells the index exactly that time), and every
 //!   entry whose last use its own `get` moves forward (it forgets those it
 //!   removes);
-//! - the others from its sweep: before each choice of a victim it `stat`s
-//!   [`LEARN_PER_EVICTION`] more entries, [`LEARN_PER_EVICTION_SWEPT`] once the
+//! - the others from its sweep: before each choice of a victim it goes over
+//!   [`LEARN_PER_EVICTION`] more names, [`LEARN_PER_EVICTION_SWEPT`] once the
 //!   sweep has gone over the whole cache since the handle opened (from then on
 //!   it knows every entry that is not newer than its last sweep), and
-//!   [`LEARN_WHILE_SHORT`] while it knows fewer than [`SHORT_INDEX`] entries. A
+//!   [`LEARN_WHILE_SHORT`] while it knows fewer than [`SHORT_INDEX`] entries,
+//!   and `stat`s those it has no record of. A name it has a record of costs
+//!   nothing: its own writes, say, are `stat`ed once, as victims (below). A
 //!   small cache (under [`EXHAUSTIVE_BELOW`] entries) is learned whole at the
 //!   first eviction, so there the order is exact.
 //!
@@ -164,17 +166,18 @@ pub(crate) const EXHAUSTIVE_BELOW: i64 = 1024;
 /// same entries, and about `(P − 1) × F` when a flush shows it what `P − 1`
 /// other handles added.
 pub(crate) const MAX_ATTEMPTS_PER_WRITE: u32 = 256;
-/// Entries `stat`ed into the index before each choice of a victim, until the
-/// handle's sweep has gone over the whole cache once.
+/// Names of the sweep gone over before each choice of a victim (those the
+/// index has no record of are `stat`ed into it), until the handle's sweep has
+/// gone over the whole cache once.
 pub(crate) const LEARN_PER_EVICTION: usize = 2;
-/// Entries `stat`ed into the index before each choice of a victim once the
+/// Names of the sweep gone over before each choice of a victim once the
 /// handle's sweep has gone over the whole cache.
 pub(crate) const LEARN_PER_EVICTION_SWEPT: usize = 1;
 /// While the index knows fewer entries than this, more are `stat`ed before
 /// each choice ([`LEARN_WHILE_SHORT`]), so that the first victims of a handle
 /// are not chosen among a handful.
 pub(crate) const SHORT_INDEX: usize = 256;
-/// Entries `stat`ed before each choice while the index is short.
+/// Names of the sweep gone over before each choice while the index is short.
 pub(crate) const LEARN_WHILE_SHORT: usize = 8;
 /// A victim whose record was made (by a `stat`) within a `TRUST_DIVISOR`th of
 /// the time the entry had then been idle is removed without a second `stat`.
@@ -478,7 +481,8 @@ impl Evictor {
             } else {
                 LEARN_PER_EVICTION
             };
-            state.sampler.candidates(&self.cache, count)?
+            let State { sampler, index, .. } = state;
+            sampler.candidates(&self.cache, count, |hash| index.knows(hash))?
         };
         Ok(learned)
     }

@@ -137,6 +137,11 @@ impl RecencyIndex {
         self.records.is_empty()
     }
 
+    /// Whether it has a record of entry `hash`.
+    pub(crate) fn knows(&self, hash: &KeyHash) -> bool {
+        self.records.contains_key(&hash.prefix())
+    }
+
     /// Forgets every record (after `clear`).
     pub(crate) fn clear(&mut self) {
         self.records.clear();

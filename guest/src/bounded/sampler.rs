@@ -46,16 +46,24 @@ impl Sampler {
         }
     }
 
-    /// `count` candidates for eviction: the names of one shard, taken in a
-    /// random order, each once, `stat`ed; the next shard (in order) is listed
-    /// when they run out. So every entry is offered once per sweep.
+    /// Candidates for eviction from the next `count` names of the sweep: the
+    /// names of one shard, taken in a random order, each once; the next shard
+    /// (in order) is listed when they run out. So every entry is offered once
+    /// per sweep. A name `known` says the index has a record of is passed
+    /// over; the others are `stat`ed.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
-    pub(crate) fn candidates(&mut self, cache: &CacheDir, count: usize) -> Result<Vec<Record>> {
+    pub(crate) fn candidates(
+        &mut self,
+        cache: &CacheDir,
+        count: usize,
+        known: impl Fn(&KeyHash) -> bool,
+    ) -> Result<Vec<Record>> {
         let mut samples = Vec::with_capacity(count);
+        let mut offered = 0;
         let mut listings = 0;
-        while samples.len() < count {
+        while offered < count {
             let listing = match &mut self.listing {
                 Some(listing) if !listing.unsampled.is_empty() => listing,
                 _ => {
@@ -79,7 +87,10 @@ impl Sampler {
                 }
             };
             if let Some(hash) = listing.unsampled.pop() {
-                samples.extend(probe(&listing.dir, hash)?);
+                offered += 1;
+                if !known(&hash) {
+                    samples.extend(probe(&listing.dir, hash)?);
+                }
             }
         }
         Ok(samples)
@@ -106,5 +117,55 @@ impl Sampler {
             }
         }
         Ok(samples)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::platform::Access;
+    use crate::{Expiry, FileStore, Options};
+
+    /// The sweep offers every name once per pass, `stat`s only the names the
+    /// index does not know, and counts the known ones against `count`.
+    #[test]
+    fn known_names_are_passed_over_without_a_stat() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(dir.path(), Options::default()).expect("open");
+        let keys: Vec<String> = (0..600).map(|i| format!("k{i}")).collect();
+        for key in &keys {
+            store.insert(key, b"v", Expiry::Never).expect("insert");
+        }
+        let known: BTreeSet<KeyHash> = keys.iter().step_by(2).map(|key| KeyHash::of(key)).collect();
+        let cache = CacheDir::open(dir.path(), Access::Private).expect("open cache dir");
+        let mut sampler = Sampler::new();
+        let mut learned = Vec::new();
+        let mut calls = 0;
+        while !sampler.swept_once() {
+            let found = sampler
+                .candidates(&cache, 4, |hash| known.contains(hash))
+                .expect("candidates");
+            assert!(found.len() <= 4, "at most `count` names offered");
+            learned.extend(found.into_iter().map(|record| record.hash));
+            calls += 1;
+        }
+        let unknown: BTreeSet<KeyHash> = keys
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|key| KeyHash::of(key))
+            .collect();
+        let learned_set: BTreeSet<KeyHash> = learned.iter().copied().collect();
+        assert_eq!(learned.len(), learned_set.len(), "each name once per pass");
+        assert_eq!(
+            learned_set, unknown,
+            "exactly the names the index did not know"
+        );
+        assert!(
+            calls >= keys.len() / 4,
+            "known names count against `count`: {calls} calls"
+        );
     }
 }
