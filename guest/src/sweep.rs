@@ -1,5 +1,6 @@
 //! Reclaiming what writers that died left behind: temporary files in `tmp/`
-//! and lock files in `locks/` older than the lease.
+//! and lock files in `locks/` older than the lease — and on FUSE the hidden
+//! copies libfuse lost track of.
 //!
 //! Listing those directories at every `open` would make opening a cache cost
 //! two listings (a per-request wasm instance opens one on every request). So
@@ -32,19 +33,31 @@
 //! write, or finds it with its own probe, holds the files it removes or
 //! replaces (see the `platform` module docs) — the component cannot ask the
 //! file system.
+//!
+//! Holding leaves one case open: two writers of one key on one mount at the
+//! same moment can still leave a hidden copy, which libfuse would keep until
+//! the file system is unmounted. So a sweep of a marked cache also removes
+//! `.fuse_hidden…` files older than the lease from `tmp/`, `locks/` and a
+//! sixteenth of the shard directories, drawn at random: a mount that stays
+//! up for months does not gather them.
 
 use std::time::{Duration, SystemTime};
 
 use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{MissingOk, Result};
 use crate::exclusion::{self, LockState};
-use crate::layout::{self, KeyHash, SWEPT_FILE};
-use crate::platform::Times;
+use crate::layout::{self, KeyHash, SHARDS, SWEPT_FILE};
+use crate::platform::{Times, is_hidden_name};
 use crate::race;
 use crate::scan::list_kept;
 
 /// A long-lived handle checks the stamp once per this many writes.
 pub(crate) const CHECK_EVERY: u64 = 4096;
+
+/// Shard directories whose hidden copies one sweep of a marked cache
+/// reclaims: one of [`HIDDEN_GROUPS`] runs of consecutive shards, drawn at
+/// random, so that a run of sweeps goes over every shard.
+const HIDDEN_GROUPS: usize = 16;
 
 /// What a sweep of abandoned files removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +66,8 @@ pub(crate) struct Swept {
     pub temps: u64,
     /// Lock files older than the lease.
     pub locks: u64,
+    /// Hidden copies (`.fuse_hidden…`) older than the lease.
+    pub hidden: u64,
 }
 
 /// Sweeps if the stamp is older than `lease` or missing (best effort: see
@@ -69,7 +84,8 @@ pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
     if stamp.is_some_and(|stamp| age(stamp.modified, now) <= lease) {
         return None;
     }
-    let claimed = match (stamp, marked || probe_hiding(cache)) {
+    let hides = marked || probe_hiding(cache);
+    let claimed = match (stamp, hides) {
         (_, true) if !marked => publish_marked_stamp(cache),
         (Some(_), _) => touch_stamp(cache, now),
         (None, _) => create_stamp(cache),
@@ -77,7 +93,12 @@ pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
     if !claimed {
         return None; // a read-only file system, or no permission: nothing to sweep with
     }
-    sweep(cache, lease).ok()
+    let mut swept = sweep(cache, lease).ok()?;
+    if hides {
+        let group = layout::nonce() as usize % HIDDEN_GROUPS;
+        swept.hidden = reclaim_hidden_copies(cache, lease, group).unwrap_or_default();
+    }
+    Some(swept)
 }
 
 /// What the stamp holds on a file system that keeps a file removed while
@@ -180,6 +201,57 @@ pub(crate) fn sweep(cache: &CacheDir, lease: Duration) -> Result<Swept> {
     Ok(swept)
 }
 
+/// Removes the hidden copies (`.fuse_hidden…`) older than `lease` from `tmp/`,
+/// `locks/` and the shards of group `group` (of [`HIDDEN_GROUPS`]): copies
+/// that libfuse lost track of and would keep until the file system is
+/// unmounted (see the `platform` module docs). One still open on this
+/// machine is hidden again by libfuse and deleted at its last close; one
+/// open on another machine stays readable there (the server keeps it until
+/// closed). The number removed.
+///
+/// # Errors
+/// An I/O error if a directory cannot be listed or a file removed.
+pub(crate) fn reclaim_hidden_copies(
+    cache: &CacheDir,
+    lease: Duration,
+    group: usize,
+) -> Result<u64> {
+    let per_group = SHARDS / HIDDEN_GROUPS;
+    let shards = (group * per_group..(group + 1) * per_group).map(|shard| Sub::Shard(shard as u8));
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for sub in [Sub::Tmp, Sub::Locks].into_iter().chain(shards) {
+        let Some(dir) = cache
+            .sub(sub, Missing::Leave)
+            .map_err(|e| crate::Error::io("open directory", &cache.sub_path(sub), e))?
+        else {
+            continue;
+        };
+        let names = list_kept(&dir, |name| {
+            is_hidden_name(name).then(|| name.to_string_lossy().into_owned())
+        })
+        .map_err(|e| crate::Error::io("read directory", dir.path(), e))?;
+        for name in names {
+            let path = || dir.path().join(&name);
+            let old = dir
+                .stat(&name)
+                .missing_ok()
+                .map_err(|e| crate::Error::io("read metadata", &path(), e))?
+                .is_some_and(|stat| age(stat.modified, now) > lease);
+            if old
+                && dir
+                    .remove_file(&name)
+                    .missing_ok()
+                    .map_err(|e| crate::Error::io("remove hidden copy", &path(), e))?
+                    .is_some()
+            {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// How long before `now` the time `then` was (zero if after it).
 pub(crate) fn age(then: SystemTime, now: SystemTime) -> Duration {
     now.duration_since(then).unwrap_or(Duration::ZERO)
@@ -188,8 +260,10 @@ pub(crate) fn age(then: SystemTime, now: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use std::fs;
+    use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::platform::Access;
     use crate::test_support::age_file;
     use crate::{Expiry, FileStore, Options};
 
@@ -249,5 +323,76 @@ mod tests {
             age(moved, SystemTime::now()) < Duration::from_secs(10),
             "swept again"
         );
+    }
+
+    /// Plants a hidden copy named `name` in `sub` (a directory of the cache
+    /// at `root`), `aged` old; its path.
+    fn plant_hidden(root: &Path, sub: &str, name: &str, aged: Duration) -> PathBuf {
+        let dir = root.join(sub);
+        fs::create_dir_all(&dir).expect("directory");
+        let path = dir.join(name);
+        fs::write(&path, b"a lost value").expect("plant");
+        age_file(&path, aged);
+        path
+    }
+
+    /// A marked cache's sweep removes hidden copies older than the lease from
+    /// `tmp/` and `locks/` every time and from each shard in its group's turn;
+    /// it keeps younger ones, and every other name; an unmarked cache's sweep
+    /// leaves them all.
+    #[test]
+    fn a_marked_cache_reclaims_old_hidden_copies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        let lease = Duration::from_secs(60);
+        let options = Options {
+            lease,
+            ..Options::default()
+        };
+        let store = FileStore::open(root, options.clone()).expect("open");
+        store.insert("k", b"v", Expiry::Never).expect("insert");
+        let hour = Duration::from_secs(3600);
+        let mut old = vec![
+            plant_hidden(root, "tmp", ".fuse_hidden0000000a00000001", hour),
+            plant_hidden(root, "locks", ".fuse_hidden0000000b00000002", hour),
+        ];
+        old.extend((0..SHARDS).step_by(7).map(|shard| {
+            let name = format!(".fuse_hidden{shard:016x}");
+            plant_hidden(root, &format!("{shard:02x}"), &name, hour)
+        }));
+        let young = plant_hidden(root, "3f", ".fuse_hidden00000000000000ff", Duration::ZERO);
+        let foreign = plant_hidden(root, "3f", "notes.txt", hour);
+        let stamp = root.join(SWEPT_FILE);
+
+        age_file(&stamp, hour);
+        store
+            .insert("k", b"w", Expiry::Never)
+            .expect("a due sweep, unmarked");
+        assert!(
+            old.iter().all(|path| path.exists()),
+            "unmarked: nothing removed"
+        );
+
+        fs::write(&stamp, HIDING_MARK).expect("mark");
+        age_file(&stamp, hour);
+        let store = FileStore::open(root, options).expect("open");
+        store
+            .insert("k", b"x", Expiry::Never)
+            .expect("a due sweep, marked");
+        assert!(
+            !old[0].exists() && !old[1].exists(),
+            "tmp/ and locks/ at every sweep"
+        );
+
+        let cache = CacheDir::open(root, Access::Private).expect("open cache dir");
+        let still_there = old.iter().filter(|path| path.exists()).count() as u64;
+        let removed: u64 = (0..HIDDEN_GROUPS)
+            .map(|group| reclaim_hidden_copies(&cache, lease, group).expect("reclaim"))
+            .sum();
+        let left: Vec<&PathBuf> = old.iter().filter(|path| path.exists()).collect();
+        assert!(left.is_empty(), "left after every group's turn: {left:?}");
+        assert_eq!(removed, still_there, "each counted once");
+        assert!(young.exists(), "a copy younger than the lease is kept");
+        assert!(foreign.exists(), "a name not libfuse's is kept");
     }
 }

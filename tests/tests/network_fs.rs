@@ -6,7 +6,7 @@
 //! mounts add up exactly. A write replaces an entry that a reader on its mount
 //! holds open after the other mount removed it. Writes, removals, evictions
 //! and increments next to readers on one mount leave no hidden copy of a file
-//! behind. What this shows, and what other file systems give, is in
+//! behind, and the sweep reclaims the copies libfuse lost. What this shows, and what other file systems give, is in
 //! `docs/network-filesystems.md`.
 
 use std::fs::{self, File};
@@ -223,6 +223,86 @@ fn a_wasm_writer_next_to_a_wasm_reader_leaves_no_hidden_copies() {
         "the stamp is marked: sshfs keeps removed open files"
     );
     assert_no_hidden_copies(&served, "wasm");
+}
+
+/// Two writers of one key on one mount at the same moment can still leave a
+/// hidden copy that libfuse keeps until unmount; the sweep of a cache on FUSE
+/// reclaims those older than the lease: in `tmp/` and `locks/` at every
+/// sweep, in the shards a sixteenth at a time. Copies are planted on the
+/// server's side (as lost ones are: nothing on the mount holds them), and one
+/// is held open on the mount: removing it must not cut its reader off.
+#[test]
+fn the_sweep_reclaims_hidden_copies_libfuse_lost() {
+    let Some(share) = share() else { return };
+    let mount = share.mounts()[0].join("reclaim");
+    let served = share.served().join("reclaim");
+    let store = FileStore::open(&mount, Options::default()).expect("open");
+    store.insert("k", b"v", Expiry::Never).expect("insert");
+    let stamp = fs::read(served.join("swept")).expect("the sweep stamp");
+    assert!(
+        !stamp.is_empty(),
+        "the stamp is marked: sshfs keeps removed open files"
+    );
+    let hour = Duration::from_secs(3600);
+    let plant = |sub: &str, name: &str| {
+        fs::create_dir_all(served.join(sub)).expect("directory");
+        let path = served.join(sub).join(name);
+        fs::write(&path, format!("lost in {sub}")).expect("plant");
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(std::time::SystemTime::now() - hour))
+            .expect("age");
+    };
+    plant("tmp", ".fuse_hidden00000a0000000001");
+    plant("locks", ".fuse_hidden00000b0000000002");
+    for shard in 0..256 {
+        plant(
+            &format!("{shard:02x}"),
+            &format!(".fuse_hidden{shard:016x}"),
+        );
+    }
+    let held_path = mount.join("tmp").join(".fuse_hidden00000a0000000001");
+    let mut held = File::open(held_path).expect("hold one open");
+    File::options()
+        .write(true)
+        .open(served.join("swept"))
+        .and_then(|file| file.set_modified(std::time::SystemTime::now() - hour))
+        .expect("age the stamp");
+    let store = FileStore::open(&mount, Options::default()).expect("open");
+    store
+        .insert("k", b"w", Expiry::Never)
+        .expect("insert: the sweep is due");
+
+    let mut read = String::new();
+    std::io::Read::read_to_string(&mut held, &mut read).expect("read the held copy");
+    assert_eq!(read, "lost in tmp", "a copy held open stays readable");
+    drop(held);
+    let deadline = Instant::now() + HIDING_PATIENCE;
+    let left = || {
+        let mut left = hidden_copies(&served);
+        left.sort();
+        left
+    };
+    let mut now_left = left();
+    while now_left.len() > 256 - 16 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        now_left = left();
+    }
+    let in_shards = |sub: &str| {
+        now_left
+            .iter()
+            .any(|path| path.parent() == Some(&served.join(sub)))
+    };
+    assert!(
+        !in_shards("tmp") && !in_shards("locks"),
+        "left: {now_left:?}"
+    );
+    assert_eq!(
+        now_left.len(),
+        256 - 16,
+        "one group of 16 shards reclaimed: {now_left:?}"
+    );
 }
 
 /// Asserts that no hidden copy is left under `served` once sshfs has learnt

@@ -71,6 +71,11 @@ pub(crate) use imp::{Dir, NewFile, ReadFile};
 /// How libfuse names a file it hides.
 const HIDDEN_PREFIX: &[u8] = b".fuse_hidden";
 
+/// Whether `name` is one libfuse gives a file it hides (`.fuse_hidden…`).
+pub(crate) fn is_hidden_name(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(HIDDEN_PREFIX)
+}
+
 impl Dir {
     /// Removes the file `name`, which the caller has open as `file`, and
     /// closes `file`: after the removal on Unix and WASI (see the module
@@ -100,9 +105,7 @@ impl Dir {
         let file = self.create_new(probe, access)?;
         let removed = self.unlink(probe);
         let mut hidden = false;
-        let listed = self.list(|name| {
-            hidden |= name.as_encoded_bytes().starts_with(HIDDEN_PREFIX);
-        });
+        let listed = self.list(|name| hidden |= is_hidden_name(name));
         drop(file);
         removed?;
         if hidden {
