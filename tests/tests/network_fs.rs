@@ -238,37 +238,8 @@ fn the_sweep_reclaims_hidden_copies_libfuse_lost() {
     let served = share.served().join("reclaim");
     let store = FileStore::open(&mount, Options::default()).expect("open");
     store.insert("k", b"v", Expiry::Never).expect("insert");
-    let stamp = fs::read(served.join("swept")).expect("the sweep stamp");
-    assert!(
-        !stamp.is_empty(),
-        "the stamp is marked: sshfs keeps removed open files"
-    );
-    let hour = Duration::from_secs(3600);
-    let plant = |sub: &str, name: &str| {
-        fs::create_dir_all(served.join(sub)).expect("directory");
-        let path = served.join(sub).join(name);
-        fs::write(&path, format!("lost in {sub}")).expect("plant");
-        File::options()
-            .write(true)
-            .open(&path)
-            .and_then(|file| file.set_modified(std::time::SystemTime::now() - hour))
-            .expect("age");
-    };
-    plant("tmp", ".fuse_hidden00000a0000000001");
-    plant("locks", ".fuse_hidden00000b0000000002");
-    for shard in 0..256 {
-        plant(
-            &format!("{shard:02x}"),
-            &format!(".fuse_hidden{shard:016x}"),
-        );
-    }
-    let held_path = mount.join("tmp").join(".fuse_hidden00000a0000000001");
-    let mut held = File::open(held_path).expect("hold one open");
-    File::options()
-        .write(true)
-        .open(served.join("swept"))
-        .and_then(|file| file.set_modified(std::time::SystemTime::now() - hour))
-        .expect("age the stamp");
+    plant_lost_copies(&served);
+    let mut held = File::open(mount.join("tmp").join(LOST_IN_TMP)).expect("hold one open");
     let store = FileStore::open(&mount, Options::default()).expect("open");
     store
         .insert("k", b"w", Expiry::Never)
@@ -278,9 +249,82 @@ fn the_sweep_reclaims_hidden_copies_libfuse_lost() {
     std::io::Read::read_to_string(&mut held, &mut read).expect("read the held copy");
     assert_eq!(read, "lost in tmp", "a copy held open stays readable");
     drop(held);
+    assert_one_sweep_reclaimed(&served);
+}
+
+/// The component's sweep reclaims them too (it holds what it removes once
+/// the stamp says FUSE).
+#[test]
+fn a_wasm_sweep_reclaims_hidden_copies_libfuse_lost() {
+    let Some(share) = share() else { return };
+    let mount = share.mounts()[0].join("reclaim-wasm");
+    let served = share.served().join("reclaim-wasm");
+    report(workers::spawn(
+        WORKER,
+        "mixed",
+        "wasm",
+        &mount,
+        1,
+        &["--ops", "20"],
+    ));
+    plant_lost_copies(&served);
+    report(workers::spawn(
+        WORKER,
+        "mixed",
+        "wasm",
+        &mount,
+        2,
+        &["--ops", "20"],
+    ));
+    assert_one_sweep_reclaimed(&served);
+}
+
+/// The name of the copy [`plant_lost_copies`] plants in `tmp/`.
+const LOST_IN_TMP: &str = ".fuse_hidden00000a0000000001";
+
+/// Plants hidden copies an hour old on the server's side of the cache at
+/// `served` (whose stamp must be marked already): one in `tmp/`, one in
+/// `locks/`, one in each shard; and makes the sweep due.
+fn plant_lost_copies(served: &Path) {
+    let stamp = fs::read(served.join("swept")).expect("the sweep stamp");
+    assert!(
+        !stamp.is_empty(),
+        "the stamp is marked: sshfs keeps removed open files"
+    );
+    let plant = |sub: &str, name: &str| {
+        fs::create_dir_all(served.join(sub)).expect("directory");
+        let path = served.join(sub).join(name);
+        fs::write(&path, format!("lost in {sub}")).expect("plant");
+        age_by_an_hour(&path);
+    };
+    plant("tmp", LOST_IN_TMP);
+    plant("locks", ".fuse_hidden00000b0000000002");
+    for shard in 0..256 {
+        plant(
+            &format!("{shard:02x}"),
+            &format!(".fuse_hidden{shard:016x}"),
+        );
+    }
+    age_by_an_hour(&served.join("swept"));
+}
+
+fn age_by_an_hour(path: &Path) {
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| {
+            file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        })
+        .expect("age");
+}
+
+/// Asserts that one sweep reclaimed the copies [`plant_lost_copies`] planted
+/// in `tmp/`, `locks/` and one group of 16 shards, and no more (within
+/// [`HIDING_PATIENCE`]: a copy held open goes at its last close).
+fn assert_one_sweep_reclaimed(served: &Path) {
     let deadline = Instant::now() + HIDING_PATIENCE;
     let left = || {
-        let mut left = hidden_copies(&served);
+        let mut left = hidden_copies(served);
         left.sort();
         left
     };
@@ -289,15 +333,12 @@ fn the_sweep_reclaims_hidden_copies_libfuse_lost() {
         thread::sleep(Duration::from_millis(100));
         now_left = left();
     }
-    let in_shards = |sub: &str| {
+    let left_in = |sub: &str| {
         now_left
             .iter()
             .any(|path| path.parent() == Some(&served.join(sub)))
     };
-    assert!(
-        !in_shards("tmp") && !in_shards("locks"),
-        "left: {now_left:?}"
-    );
+    assert!(!left_in("tmp") && !left_in("locks"), "left: {now_left:?}");
     assert_eq!(
         now_left.len(),
         256 - 16,
