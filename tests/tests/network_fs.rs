@@ -259,23 +259,19 @@ fn a_wasm_sweep_reclaims_hidden_copies_libfuse_lost() {
     let Some(share) = share() else { return };
     let mount = share.mounts()[0].join("reclaim-wasm");
     let served = share.served().join("reclaim-wasm");
-    report(workers::spawn(
-        WORKER,
-        "mixed",
-        "wasm",
-        &mount,
-        1,
-        &["--ops", "20"],
-    ));
+    let wasm_writes = |id| {
+        report(workers::spawn(
+            WORKER,
+            "mixed",
+            "wasm",
+            &mount,
+            id,
+            &["--ops", "20"],
+        ))
+    };
+    wasm_writes(1);
     plant_lost_copies(&served);
-    report(workers::spawn(
-        WORKER,
-        "mixed",
-        "wasm",
-        &mount,
-        2,
-        &["--ops", "20"],
-    ));
+    wasm_writes(2);
     assert_one_sweep_reclaimed(&served);
 }
 
