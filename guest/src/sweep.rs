@@ -41,13 +41,14 @@
 //! sixteenth of the shard directories, drawn at random: a mount that stays
 //! up for months does not gather them.
 
+use std::ffi::OsStr;
 use std::time::{Duration, SystemTime};
 
 use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{MissingOk, Result};
 use crate::exclusion::{self, LockState};
-use crate::layout::{self, KeyHash, SHARDS, SWEPT_FILE};
-use crate::platform::{Times, is_hidden_name};
+use crate::layout::{self, KeyHash, SHARDS, SWEPT_FILE, ShortName};
+use crate::platform::{Dir, Times, is_hidden_name};
 use crate::race;
 use crate::scan::list_kept;
 
@@ -93,12 +94,7 @@ pub(crate) fn sweep_if_due(cache: &CacheDir, lease: Duration) -> Option<Swept> {
     if !claimed {
         return None; // a read-only file system, or no permission: nothing to sweep with
     }
-    let mut swept = sweep(cache, lease).ok()?;
-    if hides {
-        let group = layout::nonce() as usize % HIDDEN_GROUPS;
-        swept.hidden = reclaim_hidden_copies(cache, lease, group).unwrap_or_default();
-    }
-    Some(swept)
+    sweep(cache, lease, hides).ok()
 }
 
 /// What the stamp holds on a file system that keeps a file removed while
@@ -144,70 +140,77 @@ fn publish_marked_stamp(cache: &CacheDir) -> bool {
     .is_ok()
 }
 
-/// Removes temporary and lock files older than `lease`.
+/// Removes temporary and lock files older than `lease` — and, where the file
+/// system `hides` removed open files, hidden copies (`.fuse_hidden…`) older
+/// than `lease` in `tmp/`, `locks/` and one group of shards drawn at random
+/// (see the module docs). Each directory is listed once.
 ///
 /// # Errors
 /// An I/O error if a directory cannot be listed or a file removed.
-pub(crate) fn sweep(cache: &CacheDir, lease: Duration) -> Result<Swept> {
+pub(crate) fn sweep(cache: &CacheDir, lease: Duration, hides: bool) -> Result<Swept> {
     let mut swept = Swept::default();
     let now = SystemTime::now();
-    if let Some(tmp) = cache
-        .sub(Sub::Tmp, Missing::Leave)
-        .map_err(|e| crate::Error::io("open directory", &cache.sub_path(Sub::Tmp), e))?
-    {
+    let hidden = |name: &OsStr| hidden_copy(name).filter(|_| hides);
+    if let Some(tmp) = open_sub(cache, Sub::Tmp)? {
         let names = list_kept(&tmp, |name| {
-            name.to_str()
-                .filter(|name| layout::is_temp_name(name))
-                .map(layout::ShortName::new)
+            let temp = name.to_str().filter(|name| layout::is_temp_name(name));
+            temp.map(ShortName::new).or_else(|| hidden(name))
         })
         .map_err(|e| crate::Error::io("read directory", tmp.path(), e))?;
         for name in names {
-            let name = name.as_str();
-            let path = || tmp.path().join(name);
-            let Some(stat) = tmp
-                .stat(name)
-                .missing_ok()
-                .map_err(|e| crate::Error::io("read metadata", &path(), e))?
-            else {
-                continue; // gone already
-            };
-            if age(stat.modified, now) > lease
-                && tmp
-                    .remove_held(name)
-                    .missing_ok()
-                    .map_err(|e| crate::Error::io("remove stale temporary file", &path(), e))?
-                    .is_some()
-            {
+            if !remove_if_older(&tmp, name.as_str(), lease, now)? {
+                continue;
+            }
+            if is_hidden_name(name.as_str().as_ref()) {
+                swept.hidden += 1;
+            } else {
                 swept.temps += 1;
             }
         }
     }
-    if let Some(locks) = cache
-        .sub(Sub::Locks, Missing::Leave)
-        .map_err(|e| crate::Error::io("open directory", &cache.sub_path(Sub::Locks), e))?
-    {
+    if let Some(locks) = open_sub(cache, Sub::Locks)? {
         let names = list_kept(&locks, |name| {
-            name.to_str()
-                .and_then(|name| name.strip_suffix(".lock"))
-                .and_then(layout::KeyHash::from_hex)
+            let lock = name.to_str().and_then(|name| name.strip_suffix(".lock"));
+            match lock.and_then(KeyHash::from_hex) {
+                Some(hash) => Some(InLocks::Lock(hash)),
+                None => hidden(name).map(InLocks::HiddenCopy),
+            }
         })
         .map_err(|e| crate::Error::io("read directory", locks.path(), e))?;
-        for hash in names {
-            if exclusion::break_if_stale(cache, &hash, lease)? == LockState::Reclaimed {
-                swept.locks += 1;
+        for name in names {
+            match name {
+                InLocks::Lock(hash) => {
+                    if exclusion::break_if_stale(cache, &hash, lease)? == LockState::Reclaimed {
+                        swept.locks += 1;
+                    }
+                }
+                InLocks::HiddenCopy(copy) => {
+                    swept.hidden += u64::from(remove_if_older(&locks, copy.as_str(), lease, now)?)
+                }
             }
         }
+    }
+    if hides {
+        let group = layout::nonce() as usize % HIDDEN_GROUPS;
+        swept.hidden += reclaim_hidden_copies(cache, lease, group)?;
     }
     Ok(swept)
 }
 
-/// Removes the hidden copies (`.fuse_hidden…`) older than `lease` from `tmp/`,
-/// `locks/` and the shards of group `group` (of [`HIDDEN_GROUPS`]): copies
-/// that libfuse lost track of and would keep until the file system is
-/// unmounted (see the `platform` module docs). One still open on this
-/// machine is hidden again by libfuse and deleted at its last close; one
-/// open on another machine stays readable there (the server keeps it until
-/// closed). The number removed.
+/// What the sweep acts on in `locks/`.
+enum InLocks {
+    /// The lock file of a key.
+    Lock(KeyHash),
+    /// A hidden copy (of a lock file).
+    HiddenCopy(ShortName),
+}
+
+/// Removes the hidden copies (`.fuse_hidden…`) older than `lease` from the
+/// shards of group `group` (of [`HIDDEN_GROUPS`]): copies that libfuse lost
+/// track of and would keep until the file system is unmounted (see the
+/// `platform` module docs). One still open on this machine is hidden again by
+/// libfuse and deleted at its last close; one open on another machine stays
+/// readable there (the server keeps it until closed). The number removed.
 ///
 /// # Errors
 /// An I/O error if a directory cannot be listed or a file removed.
@@ -217,39 +220,54 @@ pub(crate) fn reclaim_hidden_copies(
     group: usize,
 ) -> Result<u64> {
     let per_group = SHARDS / HIDDEN_GROUPS;
-    let shards = (group * per_group..(group + 1) * per_group).map(|shard| Sub::Shard(shard as u8));
     let now = SystemTime::now();
     let mut removed = 0;
-    for sub in [Sub::Tmp, Sub::Locks].into_iter().chain(shards) {
-        let Some(dir) = cache
-            .sub(sub, Missing::Leave)
-            .map_err(|e| crate::Error::io("open directory", &cache.sub_path(sub), e))?
-        else {
+    for shard in group * per_group..(group + 1) * per_group {
+        let Some(dir) = open_sub(cache, Sub::Shard(shard as u8))? else {
             continue;
         };
-        let names = list_kept(&dir, |name| {
-            is_hidden_name(name).then(|| name.to_string_lossy().into_owned())
-        })
-        .map_err(|e| crate::Error::io("read directory", dir.path(), e))?;
+        let names = list_kept(&dir, hidden_copy)
+            .map_err(|e| crate::Error::io("read directory", dir.path(), e))?;
         for name in names {
-            let path = || dir.path().join(&name);
-            let old = dir
-                .stat(&name)
-                .missing_ok()
-                .map_err(|e| crate::Error::io("read metadata", &path(), e))?
-                .is_some_and(|stat| age(stat.modified, now) > lease);
-            if old
-                && dir
-                    .remove_file(&name)
-                    .missing_ok()
-                    .map_err(|e| crate::Error::io("remove hidden copy", &path(), e))?
-                    .is_some()
-            {
-                removed += 1;
-            }
+            removed += u64::from(remove_if_older(&dir, name.as_str(), lease, now)?);
         }
     }
     Ok(removed)
+}
+
+/// `name`, if it is a hidden copy's (`.fuse_hidden…`).
+fn hidden_copy(name: &OsStr) -> Option<ShortName> {
+    name.to_str()
+        .filter(|_| is_hidden_name(name))
+        .map(ShortName::new)
+}
+
+/// The directory `sub` of the cache, if it exists.
+fn open_sub(cache: &CacheDir, sub: Sub) -> Result<Option<std::sync::Arc<Dir>>> {
+    cache
+        .sub(sub, Missing::Leave)
+        .map_err(|e| crate::Error::io("open directory", &cache.sub_path(sub), e))
+}
+
+/// Removes the file `name` in `dir` if it was last modified more than `lease`
+/// before `now` (holding it meanwhile: see [`Dir::remove_held`]); whether
+/// this call removed it.
+///
+/// # Errors
+/// An I/O error if the file cannot be `stat`ed or removed (other than being gone).
+fn remove_if_older(dir: &Dir, name: &str, lease: Duration, now: SystemTime) -> Result<bool> {
+    let path = || dir.path().join(name);
+    let old = dir
+        .stat(name)
+        .missing_ok()
+        .map_err(|e| crate::Error::io("read metadata", &path(), e))?
+        .is_some_and(|stat| age(stat.modified, now) > lease);
+    Ok(old
+        && dir
+            .remove_held(name)
+            .missing_ok()
+            .map_err(|e| crate::Error::io("remove abandoned file", &path(), e))?
+            .is_some())
 }
 
 /// How long before `now` the time `then` was (zero if after it).
