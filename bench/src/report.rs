@@ -375,6 +375,19 @@ fn targets(results: &Results) -> Vec<(String, f64, f64)> {
             ),
             1.25,
         );
+        ratio(
+            &mut out,
+            format!("scale {scale}: evicting insert, swept handle ≤ 1.25× (insert + unlink)"),
+            s(
+                scale,
+                "insert, bounded, at capacity (evicting), swept handle",
+            ),
+            s(
+                scale,
+                "floor of an evicting insert (same rounds as the swept handle)",
+            ),
+            1.25,
+        );
     }
     ratio(
         &mut out,

@@ -1,11 +1,13 @@
 //! The scale benchmark: costs at 10k, 100k and 1M entries (100-byte values),
-//! insert at capacity (evicting) against insert below capacity, and `clear`
+//! insert at capacity (evicting) against insert below capacity — by a fresh
+//! handle, and by one whose sweep has gone over the cache — and `clear`
 //! against `rm -rf` of an identical tree.
 //!
 //! Order, so that deletions (which slow the next creates down on ext4 for
 //! minutes) come last: populate every tree; then per scale the reads, the
 //! approximate size and the unbounded inserts; then the bounded inserts, below
-//! and at capacity (each evicts one entry) in interleaved rounds; then `clear`,
+//! and at capacity (each evicts one entry) in interleaved rounds, then at
+//! capacity again once the evicting handle has swept the cache; then `clear`,
 //! and `rm -rf` of the copy.
 
 use std::path::{Path, PathBuf};
@@ -26,6 +28,10 @@ const WARM_UP: usize = 5_000;
 const BOUNDED_ROUNDS: usize = 7;
 /// Inserts per round and kind.
 const BOUNDED_CHUNK: usize = 2_000;
+/// Untimed evicting inserts, per entry of the cache, that take the evicting
+/// handle's sweep over the whole cache (numerator, denominator): it goes over
+/// two names per eviction until it has, and the cache holds its new entries too.
+const SWEPT_AFTER_PER_ENTRY: (usize, usize) = (3, 4);
 /// The scale whose tree is also removed with `rm -rf`, for comparison.
 const RM_SCALE: usize = 100_000;
 
@@ -163,6 +169,14 @@ pub fn run(settings: &Settings, results: &mut Results) {
                 "floor of an evicting insert (unbounded insert + unlink)",
                 rounds.floor,
             ),
+            (
+                "insert, bounded, at capacity (evicting), swept handle",
+                rounds.at_swept,
+            ),
+            (
+                "floor of an evicting insert (same rounds as the swept handle)",
+                rounds.floor_swept,
+            ),
         ] {
             figure(label(n), phase, mean(&times), times);
         }
@@ -195,13 +209,87 @@ enum Kind {
     Floor,
 }
 
-/// µs per insert of each round, by kind.
+/// µs per insert of each round, by kind: first while the evicting handle is
+/// fresh (its sweep has not gone over the cache yet), then once it has.
 #[derive(Debug, Default)]
 struct BoundedRounds {
     unbounded: Vec<f64>,
     below: Vec<f64>,
     at: Vec<f64>,
     floor: Vec<f64>,
+    at_swept: Vec<f64>,
+    floor_swept: Vec<f64>,
+}
+
+impl BoundedRounds {
+    /// Adds a round of `kind` (`swept`: after the evicting handle's sweep).
+    fn push(&mut self, kind: Kind, swept: bool, us: f64) {
+        let row = match (kind, swept) {
+            (Kind::Unbounded, _) => &mut self.unbounded,
+            (Kind::Below, _) => &mut self.below,
+            (Kind::At, false) => &mut self.at,
+            (Kind::Floor, false) => &mut self.floor,
+            (Kind::At, true) => &mut self.at_swept,
+            (Kind::Floor, true) => &mut self.floor_swept,
+        };
+        row.push(us);
+    }
+}
+
+/// The handles and files the bounded rounds use.
+struct BoundedHandles {
+    unbounded: FileStore,
+    below: FileStore,
+    at: FileStore,
+    /// Where the floor's unlinks find their files, the size of an entry:
+    /// beside the cache (not in it: the evicting handle would find them gone).
+    victims_dir: PathBuf,
+    /// Victim files made so far.
+    victims_made: usize,
+}
+
+impl BoundedHandles {
+    /// Times one round of `kind`'s inserts of `keys`; µs per insert. Each
+    /// kind's new keys but the evicting ones are removed again (untimed).
+    fn round(&mut self, kind: Kind, keys: &[usize]) -> f64 {
+        match kind {
+            Kind::Unbounded => inserts_removed_after(&self.unbounded, "unbounded", keys),
+            Kind::Below => inserts_removed_after(&self.below, "below", keys),
+            Kind::At => per_op(keys.len(), |j| {
+                self.at
+                    .insert(&fresh_key("at", keys[j]), &value(j), Expiry::Never)
+                    .expect("insert");
+            }),
+            Kind::Floor => {
+                let victims = self.make_victims(keys.len());
+                let us = per_op(keys.len(), |j| {
+                    self.unbounded
+                        .insert(&fresh_key("floor", keys[j]), &value(j), Expiry::Never)
+                        .expect("insert");
+                    std::fs::remove_file(&victims[j]).expect("unlink a victim");
+                });
+                for &i in keys {
+                    self.unbounded
+                        .remove(&fresh_key("floor", i))
+                        .expect("remove");
+                }
+                us
+            }
+        }
+    }
+
+    /// Writes `count` victim files for the floor's unlinks (untimed).
+    fn make_victims(&mut self, count: usize) -> Vec<PathBuf> {
+        let first = self.victims_made;
+        self.victims_made += count;
+        (first..self.victims_made)
+            .map(|i| {
+                let path = self.victims_dir.join(format!("{i:064x}"));
+                std::fs::write(&path, [b'.'; 170]).expect("write a victim");
+                path
+            })
+            .collect()
+    }
 }
 
 /// Inserts into the cache at `dir`, which holds `entries` entries, in
@@ -209,37 +297,35 @@ struct BoundedRounds {
 /// through an unbounded handle; through a handle limited to ten times the
 /// entries (a bounded insert below capacity); through a handle limited to the
 /// entries (each insert evicts one); and the floor of an evicting insert — an
-/// unbounded insert and the `unlink` of an old entry file. Each kind's new keys
-/// are removed again after its round (untimed), but the evicting ones; the
-/// kinds go first in turn.
+/// unbounded insert and the `unlink` of an old entry file. The kinds go first
+/// in turn. Then the evicting handle goes on (untimed) until its sweep has
+/// gone over the whole cache, as a long-lived handle's has, and its inserts
+/// are timed again, in rounds interleaved with the floor's that together
+/// span one recount cycle.
 fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
     let limited = |limit: Option<usize>| Options {
         max_entries: limit.map(|limit| limit as u64),
         ..Options::default()
     };
-    let unbounded = FileStore::open(dir, limited(None)).expect("open");
-    let below = FileStore::open(dir, limited(Some(10 * entries))).expect("open bounded");
-    let at = FileStore::open(dir, limited(Some(entries))).expect("open bounded");
+    let victims_dir = dir.with_extension("floor-victims");
+    std::fs::create_dir_all(&victims_dir).expect("victims dir");
+    let mut handles = BoundedHandles {
+        unbounded: FileStore::open(dir, limited(None)).expect("open"),
+        below: FileStore::open(dir, limited(Some(10 * entries))).expect("open bounded"),
+        at: FileStore::open(dir, limited(Some(entries))).expect("open bounded"),
+        victims_dir: victims_dir.clone(),
+        victims_made: 0,
+    };
     // Untimed: the first writes bring the cache to its limit (the first census
     // of a large cache is an extrapolation, off by a percent or so).
     for j in 0..WARM_UP {
-        at.insert(&fresh_key("warm", j), &value(j), Expiry::Never)
+        handles
+            .at
+            .insert(&fresh_key("warm", j), &value(j), Expiry::Never)
             .expect("insert");
     }
-    let evicted_before = at.stats().expect("stats").evicted;
+    let evicted_before = handles.at.stats().expect("stats").evicted;
     let mut rounds = BoundedRounds::default();
-    // Files for the floor's unlinks, the size of an entry, beside the cache
-    // (not in it: the evicting handle would find them gone).
-    let victims_dir = dir.with_extension("floor-victims");
-    std::fs::create_dir_all(&victims_dir).expect("victims dir");
-    let victim_bytes = vec![b'.'; 170];
-    let doomed = (0..BOUNDED_ROUNDS * BOUNDED_CHUNK).map(|i| {
-        let path = victims_dir.join(format!("{i:064x}"));
-        std::fs::write(&path, &victim_bytes).expect("write a victim");
-        path
-    });
-    let mut doomed: Vec<std::path::PathBuf> = doomed.collect();
-    doomed.reverse();
     for round in 0..BOUNDED_ROUNDS {
         let keys: Vec<usize> = (round * BOUNDED_CHUNK..(round + 1) * BOUNDED_CHUNK).collect();
         // The kinds take turns going first: on a disk, the removals after one
@@ -248,40 +334,38 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
         let turns = kinds.len();
         kinds.rotate_left(round % turns);
         for kind in kinds {
-            match kind {
-                Kind::Unbounded => {
-                    rounds
-                        .unbounded
-                        .push(inserts_removed_after(&unbounded, "unbounded", &keys))
-                }
-                Kind::Below => rounds
-                    .below
-                    .push(inserts_removed_after(&below, "below", &keys)),
-                Kind::At => rounds.at.push(per_op(BOUNDED_CHUNK, |j| {
-                    at.insert(&fresh_key("at", keys[j]), &value(j), Expiry::Never)
-                        .expect("insert");
-                })),
-                Kind::Floor => {
-                    let victims = doomed.split_off(doomed.len() - BOUNDED_CHUNK);
-                    rounds.floor.push(per_op(BOUNDED_CHUNK, |j| {
-                        unbounded
-                            .insert(&fresh_key("floor", keys[j]), &value(j), Expiry::Never)
-                            .expect("insert");
-                        std::fs::remove_file(&victims[j]).expect("unlink a victim");
-                    }));
-                    for &i in &keys {
-                        unbounded.remove(&fresh_key("floor", i)).expect("remove");
-                    }
-                }
-            }
+            rounds.push(kind, false, handles.round(kind, &keys));
         }
     }
-    let _ = std::fs::remove_dir_all(&victims_dir);
-    let evicted = at.stats().expect("stats").evicted - evicted_before;
+    let evicted = handles.at.stats().expect("stats").evicted - evicted_before;
     eprintln!(
         "bench: scale {entries}: {evicted} evicted by {} inserts at capacity",
         BOUNDED_ROUNDS * BOUNDED_CHUNK
     );
+    // Untimed: enough evictions for the sweep to go over every entry (it goes
+    // over two names per eviction until it has).
+    for j in 0..entries * SWEPT_AFTER_PER_ENTRY.0 / SWEPT_AFTER_PER_ENTRY.1 {
+        handles
+            .at
+            .insert(&fresh_key("sweep", j), &value(j), Expiry::Never)
+            .expect("insert");
+    }
+    // The swept rounds span a recount cycle (a pass every `entries / 2`
+    // writes at capacity), so that their mean carries one pass's listings.
+    let swept_chunk = (entries / 2).div_ceil(BOUNDED_ROUNDS).max(BOUNDED_CHUNK);
+    let swept_keys = BOUNDED_ROUNDS * BOUNDED_CHUNK;
+    for round in 0..BOUNDED_ROUNDS {
+        let first = swept_keys + round * swept_chunk;
+        let keys: Vec<usize> = (first..first + swept_chunk).collect();
+        let mut kinds = [Kind::At, Kind::Floor];
+        let turns = kinds.len();
+        kinds.rotate_left(round % turns);
+        for kind in kinds {
+            rounds.push(kind, true, handles.round(kind, &keys));
+        }
+    }
+    drop(handles);
+    let _ = std::fs::remove_dir_all(&victims_dir);
     rounds
 }
 
