@@ -53,6 +53,20 @@ pub const SHARDS: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KeyHash([u8; 32]);
 
+/// The marker [`NIBBLES`] holds for a byte that is not a lower-case hex digit.
+const NOT_HEX: u8 = 0x10;
+
+/// The value of each lower-case hex digit, [`NOT_HEX`] for every other byte.
+const NIBBLES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    table
+};
+
 impl KeyHash {
     /// The hash whose lock guards the census file (all ones: no key hashes to it
     /// in practice, and if one did, it would only share a lock).
@@ -68,22 +82,24 @@ impl KeyHash {
 
     /// The hash spelled by a 64-character lower-case hex name, if it is one.
     pub fn from_hex(name: &str) -> Option<Self> {
-        fn nibble(digit: u8) -> Option<u8> {
-            match digit {
-                b'0'..=b'9' => Some(digit - b'0'),
-                b'a'..=b'f' => Some(digit - b'a' + 10),
-                _ => None,
-            }
-        }
-        let name = name.as_bytes();
+        Self::from_hex_bytes(name.as_bytes())
+    }
+
+    /// [`Self::from_hex`] of a name as bytes (a directory listing's, say,
+    /// which need not be UTF-8). Directory listings parse every name, so it
+    /// decodes through a table, with one validity check at the end.
+    pub fn from_hex_bytes(name: &[u8]) -> Option<Self> {
         if name.len() != 64 {
             return None;
         }
         let mut bytes = [0u8; 32];
+        let mut invalid = 0u8;
         for (byte, pair) in bytes.iter_mut().zip(name.chunks_exact(2)) {
-            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+            let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+            invalid |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
         }
-        Some(Self(bytes))
+        (invalid & NOT_HEX == 0).then_some(Self(bytes))
     }
 
     /// The first 8 bytes of the hash, as a number.
@@ -288,6 +304,18 @@ mod tests {
         assert_eq!(KeyHash::from_hex(&name[1..]), None);
         assert_eq!(KeyHash::from_hex(&name.to_uppercase()), None, "upper case");
         assert_eq!(KeyHash::from_hex(&format!("{}g", &name[1..])), None);
+        for bad in [b'/', b':', b'`', b'g', b'G', b'A', 0, 0xff] {
+            for at in [0, 1, 62, 63] {
+                let mut spelled = name.clone().into_bytes();
+                spelled[at] = bad;
+                assert_eq!(KeyHash::from_hex_bytes(&spelled), None, "{bad} at {at}");
+            }
+        }
+        let every_digit = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            KeyHash::from_hex(&every_digit).map(|hash| hash.hex()),
+            Some(every_digit)
+        );
         let temp = temp_name(&hash);
         assert!(is_temp_name(temp.as_str()), "{temp:?}");
         assert!(temp.as_str().starts_with(&name[..16]));

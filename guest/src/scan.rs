@@ -80,8 +80,10 @@ pub(crate) fn shard(cache: &CacheDir, index: u8) -> Result<Option<Arc<Dir>>> {
 /// # Errors
 /// An I/O error if the directory cannot be listed.
 pub(crate) fn entry_hashes(shard: &Dir) -> Result<Vec<KeyHash>> {
-    list_kept(shard, |name| name.to_str().and_then(KeyHash::from_hex))
-        .context("read directory", shard.path())
+    list_kept(shard, |name| {
+        KeyHash::from_hex_bytes(name.as_encoded_bytes())
+    })
+    .context("read directory", shard.path())
 }
 
 /// Counts the entry files (and, if `with_bytes`, their sizes).
