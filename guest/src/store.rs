@@ -234,9 +234,9 @@ impl FileStore {
         Ok(())
     }
 
-    /// Whether a live value is stored under `key`. Reads only the header and key
-    /// (the value's checksum is verified by `get`); expired or visibly damaged
-    /// files are removed on the way.
+    /// Whether a live value is stored under `key`. Checks the header and key
+    /// (the value's checksum is verified by `get`), from one read for most
+    /// entries; expired or visibly damaged files are removed on the way.
     ///
     /// # Errors
     /// As for [`FileStore::get`].
@@ -536,10 +536,24 @@ fn last_used_before(stat: &FileStat, span: std::time::Duration) -> bool {
 }
 
 /// Reads the header and the next `key_len` bytes of an entry file, with the
-/// file length.
+/// file length. One read of [`FIRST_READ`] bytes: when it comes back short
+/// with as many bytes as the header announces, that is the whole file (as for
+/// `get`), so most entries cost an open, one read and a close; otherwise the
+/// file is `stat`ed for its length.
 fn read_head(file: &ReadFile, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
+    let head_len = HEADER_LEN + key_len;
+    let want = FIRST_READ.max(head_len);
+    let mut head = file.read_some(want, 0)?;
+    if head.len() >= head_len {
+        let read = head.len() as u64;
+        let whole = head.len() < want && format::announced_len(&head) == Some(read);
+        let file_len = if whole { read } else { file.stat()?.len };
+        head.truncate(head_len);
+        return Ok((head, file_len));
+    }
+    // Less than a header and key: a short file, or a host that returned less.
     let file_len = file.stat()?.len;
-    let mut head = vec![0u8; HEADER_LEN + key_len];
+    head.resize(head_len, 0);
     let filled = platform::fill(file, &mut head, 0)?;
     head.truncate(filled);
     Ok((head, file_len))

@@ -486,6 +486,33 @@ pub fn corrupt_entry_seen_by_contains_key_is_removed<B: Backend>(backend: &B) {
     assert_eq!(cache.stats().expect("stats").corrupt_removed, 1);
 }
 
+/// `contains-key` judges an entry's length from one read when it can: a file
+/// cut short, or longer than its header says, is still seen as damaged — small
+/// and past the first read's size alike.
+pub fn contains_key_sees_cut_and_overlong_entries<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut cache = open(backend, dir.path());
+    let large = vec![b'v'; 40 * 1024];
+    let damages: [(&str, fn(&mut Vec<u8>)); 2] = [
+        ("cut", |bytes| bytes.truncate(bytes.len() - 1)),
+        ("overlong", |bytes| bytes.push(0)),
+    ];
+    for (value, size) in [(&b"a small value"[..], "small"), (&large[..], "large")] {
+        for (damage, apply) in damages {
+            let key = format!("{size} {damage}");
+            cache.insert(&key, value, Expiry::Never).expect("insert");
+            assert!(cache.contains_key(&key).expect("contains"), "{key}: intact");
+            let path = entry_path(dir.path(), &key);
+            let mut bytes = fs::read(&path).expect("read entry");
+            apply(&mut bytes);
+            fs::write(&path, &bytes).expect("damage");
+            assert!(!cache.contains_key(&key).expect("contains"), "{key}");
+            assert!(!path.exists(), "{key}: the damaged file is removed");
+        }
+    }
+    assert_eq!(cache.stats().expect("stats").corrupt_removed, 4);
+}
+
 pub fn entry_of_another_key_is_a_miss<B: Backend>(backend: &B) {
     // What a blake3 collision would look like: the file at a key's path holds
     // another key. It is a miss for this key, and not deleted as damage.

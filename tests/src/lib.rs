@@ -221,6 +221,7 @@ define_suite!(
         corrupt_length_mismatch_is_miss_and_removed,
         corrupt_bad_checksum_is_miss_and_removed,
         corrupt_entry_seen_by_contains_key_is_removed,
+        contains_key_sees_cut_and_overlong_entries,
         entry_of_another_key_is_a_miss,
         stale_temp_files_swept_and_not_counted,
         clear_leaves_foreign_files,
