@@ -530,19 +530,26 @@ impl FileStore {
 /// entries whole (a 4 KiB value with its header and key is just over 4 KiB).
 const FIRST_READ: usize = 16 * 1024;
 
+/// The read with which `contains-key` looks at an entry file: it holds a small
+/// entry whole (a 100 B value with its header and key is under 200 B). A
+/// larger one is `stat`ed instead: natively, reading more of its value costs
+/// more than the `stat` saves (a 4 KiB entry's `contains-key` took 1.14× as
+/// long with a 16 KiB read, 1.04× with 512 B).
+const HEAD_READ: usize = 256;
+
 /// Whether an entry file was last used (written or read) more than `span` ago.
 fn last_used_before(stat: &FileStat, span: std::time::Duration) -> bool {
     stat.modified.elapsed().is_ok_and(|age| age > span)
 }
 
 /// Reads the header and the next `key_len` bytes of an entry file, with the
-/// file length. One read of [`FIRST_READ`] bytes: when it comes back short
+/// file length. One read of [`HEAD_READ`] bytes: when it comes back short
 /// with as many bytes as the header announces, that is the whole file (as for
-/// `get`), so most entries cost an open, one read and a close; otherwise the
+/// `get`), so a small entry costs an open, one read and a close; otherwise the
 /// file is `stat`ed for its length.
 fn read_head(file: &ReadFile, key_len: usize) -> io::Result<(Vec<u8>, u64)> {
     let head_len = HEADER_LEN + key_len;
-    let want = FIRST_READ.max(head_len);
+    let want = HEAD_READ.max(head_len);
     let mut head = file.read_some(want, 0)?;
     if head.len() >= head_len {
         let read = head.len() as u64;
