@@ -235,8 +235,8 @@ impl FileStore {
     }
 
     /// Whether a live value is stored under `key`. Checks the header and key
-    /// (the value's checksum is verified by `get`), from one read for most
-    /// entries; expired or visibly damaged files are removed on the way.
+    /// (the value's checksum is verified by `get`) — a small entry from one
+    /// read; expired or visibly damaged files are removed on the way.
     ///
     /// # Errors
     /// As for [`FileStore::get`].
