@@ -9,14 +9,18 @@
 //! is published into it; the cache-directory tag is written with `tmp/`.
 //!
 //! A directory removed while a handle holds it (say `rm -rf` of the whole
-//! cache) cannot hold new files, and lookups in it find nothing. So when an
-//! operation on a held directory fails with `NotFound`, the directory is
-//! checked ([`Dir::is_removed`]); if it is gone, it is opened again by name —
-//! created again for writes — and the operation retried once ([`CacheDir::retry`]).
+//! cache) cannot hold new files, and lookups in it find nothing. So when a
+//! write into a held directory fails with `NotFound`, the directory is checked
+//! ([`Dir::is_removed`]); if it is gone, it is opened again by name — created
+//! again — and the write retried once ([`CacheDir::retry`]). A lookup that
+//! finds nothing is the everyday miss, so a read checks only at every
+//! [`MISSES_PER_CHECK`]th miss in a shard (or through the root): a handle that
+//! only reads finds the entries of a removed and recreated shard by its
+//! sixteenth miss there, and at once after any write into it.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::layout::{self, KeyHash, SHARDS, TAG_CONTENT, TAG_FILE};
@@ -46,6 +50,11 @@ pub(crate) enum Missing {
 
 type Slot = RwLock<Option<Arc<Dir>>>;
 
+/// Reads that find nothing in a shard (or through the root) per check of
+/// whether the directory was removed (see the module docs). A divisor of 256.
+pub(crate) const MISSES_PER_CHECK: u8 = 16;
+const _: () = assert!(256 % MISSES_PER_CHECK as u16 == 0);
+
 /// The directories of one cache; see the module docs.
 #[derive(Debug)]
 pub(crate) struct CacheDir {
@@ -57,6 +66,8 @@ pub(crate) struct CacheDir {
     shards: Box<[Slot]>,
     /// The shards read once through the root (see [`CacheDir::open_entry`]).
     read_once: [AtomicU64; SHARDS / 64],
+    /// Reads that found nothing, per shard and (last) through the root.
+    misses: [AtomicU8; SHARDS + 1],
 }
 
 impl CacheDir {
@@ -77,6 +88,7 @@ impl CacheDir {
             locks: Slot::default(),
             shards: (0..SHARDS).map(|_| Slot::default()).collect(),
             read_once: Default::default(),
+            misses: std::array::from_fn(|_| AtomicU8::new(0)),
         })
     }
 
@@ -195,7 +207,11 @@ impl CacheDir {
             return Ok(None);
         };
         match op(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.forget_if_removed(sub, &dir) => {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && self.removal_check_due(sub, missing)
+                    && self.forget_if_removed(sub, &dir) =>
+            {
                 match self.sub(sub, missing)? {
                     Some(dir) => op(&dir).map(Some),
                     None => Ok(None),
@@ -216,6 +232,19 @@ impl CacheDir {
     ) -> io::Result<T> {
         self.retry(sub, Missing::Create, op)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    /// Whether an operation on `sub` that found nothing checks whether the
+    /// directory was removed: a write always, a read in a shard or through
+    /// the root at every [`MISSES_PER_CHECK`]th miss there.
+    fn removal_check_due(&self, sub: Sub, missing: Missing) -> bool {
+        let counter = match (sub, missing) {
+            (_, Missing::Create) | (Sub::Tmp | Sub::Locks, _) => return true,
+            (Sub::Shard(index), Missing::Leave) => &self.misses[usize::from(index)],
+            (Sub::Root, Missing::Leave) => &self.misses[SHARDS],
+        };
+        // The count wraps at 256, a multiple of `MISSES_PER_CHECK`.
+        counter.fetch_add(1, Ordering::Relaxed) % MISSES_PER_CHECK == MISSES_PER_CHECK - 1
     }
 
     /// Drops the held `dir` (the directory `sub`) if it was removed, so that

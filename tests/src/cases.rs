@@ -1089,6 +1089,35 @@ pub fn concurrent_adds_have_one_winner<B: Backend>(backend: &B) {
     assert_eq!(wins.load(Ordering::Relaxed), KEYS as u64);
 }
 
+/// A shard directory is removed while two handles hold it, and the writer
+/// writes there again (it checks for the removal at once): the reader, which
+/// checks only at every `MISSES_PER_CHECK`th miss in a shard, finds the new
+/// entry by then.
+pub fn a_reader_finds_a_recreated_shard_by_its_check<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut reader = open(backend, dir.path());
+    let mut writer = open(backend, dir.path());
+    writer
+        .insert("k", b"before", Expiry::Never)
+        .expect("insert");
+    // The first read of a shard goes through the root; the second holds it.
+    for _ in 0..2 {
+        assert_eq!(reader.get("k").expect("get"), bytes_of("before"));
+    }
+    let shard = entry_path(dir.path(), "k");
+    let shard = shard.parent().expect("a shard directory");
+    fs::remove_dir_all(shard).expect("remove the shard directory");
+    writer
+        .insert("k", b"after", Expiry::Never)
+        .expect("the writer makes the shard again");
+    let checks = filecache::testing::MISSES_PER_CHECK;
+    let found = (1..=checks).find(|_| reader.get("k").expect("get") == bytes_of("after"));
+    assert!(
+        found.is_some(),
+        "the reader still misses after {checks} reads"
+    );
+}
+
 /// The cache directory is removed while a handle is open: every operation then
 /// either works (recreating what it needs) or fails with a typed I/O error —
 /// never a panic, a trap or a wrong answer.
