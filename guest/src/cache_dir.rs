@@ -9,14 +9,16 @@
 //! is published into it; the cache-directory tag is written with `tmp/`.
 //!
 //! A directory removed while a handle holds it (say `rm -rf` of the whole
-//! cache) cannot hold new files, and lookups in it find nothing. So when a
-//! write into a held directory fails with `NotFound`, the directory is checked
-//! ([`Dir::is_removed`]); if it is gone, it is opened again by name — created
-//! again — and the write retried once ([`CacheDir::retry`]). A lookup that
-//! finds nothing is the everyday miss, so a read checks only at every
-//! [`MISSES_PER_CHECK`]th miss in a shard (or through the root): a handle that
-//! only reads finds the entries of a removed and recreated shard by its
-//! sixteenth miss there, and at once after any write into it.
+//! cache) cannot hold new files, and lookups in it find nothing. So when an
+//! operation on a held directory fails with `NotFound`, the directory is
+//! checked ([`Dir::is_removed`]); if it is gone, it is opened again by name —
+//! created again for writes — and the operation retried once
+//! ([`CacheDir::retry`]). The one exception is the lookup of an entry for
+//! `get` or `contains-key`: finding nothing is the everyday miss, so a lookup
+//! checks only at every [`MISSES_PER_CHECK`]th miss in its shard (or through
+//! the root). A handle that only reads thus finds the entries of a removed and
+//! recreated shard by its sixteenth miss there, and at once after any other
+//! operation on it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,16 @@ pub(crate) enum Missing {
 }
 
 type Slot = RwLock<Option<Arc<Dir>>>;
+
+/// What a `NotFound` from an operation in a held directory was (see the
+/// module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    /// A lookup of an entry to read it (`get`, `contains-key`): a miss.
+    Lookup,
+    /// Anything else: a write, a removal, a read that a change depends on.
+    Operation,
+}
 
 /// Reads that find nothing in a shard (or through the root) per check of
 /// whether the directory was removed (see the module docs). A divisor of 256.
@@ -166,14 +178,14 @@ impl CacheDir {
         let (word, bit) = (usize::from(hash.shard() / 64), 1u64 << (hash.shard() % 64));
         let read_before = self.read_once[word].fetch_or(bit, Ordering::Relaxed) & bit != 0;
         if read_before || self.held(sub).is_some() {
-            return self.retry(sub, Missing::Leave, |dir| {
+            return self.retry_as(sub, Missing::Leave, Miss::Lookup, |dir| {
                 Ok((dir.open_file(name.as_str())?, Some(Arc::clone(dir))))
             });
         }
         let mut path = layout::shard_name(hash.shard());
         path.push("/");
         path.push(name.as_str());
-        self.retry(Sub::Root, Missing::Leave, |root| {
+        self.retry_as(Sub::Root, Missing::Leave, Miss::Lookup, |root| {
             Ok((root.open_file_below(path.as_str())?, None))
         })
     }
@@ -201,6 +213,18 @@ impl CacheDir {
         &self,
         sub: Sub,
         missing: Missing,
+        op: impl FnMut(&Arc<Dir>) -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
+        self.retry_as(sub, missing, Miss::Operation, op)
+    }
+
+    /// [`CacheDir::retry`], checking for a removed directory after a
+    /// `NotFound` as `miss` says.
+    fn retry_as<T>(
+        &self,
+        sub: Sub,
+        missing: Missing,
+        miss: Miss,
         mut op: impl FnMut(&Arc<Dir>) -> io::Result<T>,
     ) -> io::Result<Option<T>> {
         let Some(dir) = self.sub(sub, missing)? else {
@@ -209,7 +233,7 @@ impl CacheDir {
         match op(&dir) {
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
-                    && self.removal_check_due(sub, missing)
+                    && self.removal_check_due(sub, miss)
                     && self.forget_if_removed(sub, &dir) =>
             {
                 match self.sub(sub, missing)? {
@@ -235,13 +259,14 @@ impl CacheDir {
     }
 
     /// Whether an operation on `sub` that found nothing checks whether the
-    /// directory was removed: a write always, a read in a shard or through
-    /// the root at every [`MISSES_PER_CHECK`]th miss there.
-    fn removal_check_due(&self, sub: Sub, missing: Missing) -> bool {
-        let counter = match (sub, missing) {
-            (_, Missing::Create) | (Sub::Tmp | Sub::Locks, _) => return true,
-            (Sub::Shard(index), Missing::Leave) => &self.misses[usize::from(index)],
-            (Sub::Root, Missing::Leave) => &self.misses[SHARDS],
+    /// directory was removed: any operation but an entry lookup always, a
+    /// lookup at every [`MISSES_PER_CHECK`]th miss in its shard (or through
+    /// the root).
+    fn removal_check_due(&self, sub: Sub, miss: Miss) -> bool {
+        let counter = match (miss, sub) {
+            (Miss::Operation, _) | (Miss::Lookup, Sub::Tmp | Sub::Locks) => return true,
+            (Miss::Lookup, Sub::Shard(index)) => &self.misses[usize::from(index)],
+            (Miss::Lookup, Sub::Root) => &self.misses[SHARDS],
         };
         // The count wraps at 256, a multiple of `MISSES_PER_CHECK`.
         counter.fetch_add(1, Ordering::Relaxed) % MISSES_PER_CHECK == MISSES_PER_CHECK - 1

@@ -1118,6 +1118,26 @@ pub fn a_reader_finds_a_recreated_shard_by_its_check<B: Backend>(backend: &B) {
     );
 }
 
+/// A shard directory is removed while a handle holds it, and another handle
+/// writes there again: the first handle's removal (an operation other than a
+/// lookup, so it checks at once) removes the new entry.
+pub fn a_removal_acts_on_a_recreated_shard_at_once<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let mut holder = open(backend, dir.path());
+    let mut writer = open(backend, dir.path());
+    holder
+        .insert("k", b"before", Expiry::Never)
+        .expect("insert");
+    let path = entry_path(dir.path(), "k");
+    fs::remove_dir_all(path.parent().expect("a shard directory")).expect("remove the shard");
+    writer
+        .insert("k", b"after", Expiry::Never)
+        .expect("the writer makes the shard again");
+    holder.remove("k").expect("remove");
+    assert!(!path.exists(), "the removal reached the recreated shard");
+    assert_eq!(writer.get("k").expect("get"), None);
+}
+
 /// The cache directory is removed while a handle is open: every operation then
 /// either works (recreating what it needs) or fails with a typed I/O error —
 /// never a panic, a trap or a wrong answer.

@@ -257,6 +257,7 @@ define_suite!(
         concurrent_adds_have_one_winner,
         vanished_directory_is_recreated_or_reported,
         a_reader_finds_a_recreated_shard_by_its_check,
+        a_removal_acts_on_a_recreated_shard_at_once,
         max_bytes_is_honoured,
         stats_are_exact_for_a_scripted_workload,
         list_keys_pages_cover_every_live_key_once,
