@@ -1089,27 +1089,40 @@ pub fn concurrent_adds_have_one_winner<B: Backend>(backend: &B) {
     assert_eq!(wins.load(Ordering::Relaxed), KEYS as u64);
 }
 
-/// A shard directory is removed while two handles hold it, and the writer
-/// writes there again (it checks for the removal at once): the reader, which
-/// checks only at every `MISSES_PER_CHECK`th miss in a shard, finds the new
-/// entry by then.
-pub fn a_reader_finds_a_recreated_shard_by_its_check<B: Backend>(backend: &B) {
+/// Two handles on a fresh cache, both holding the shard of `"k"` (`first`
+/// after `hold`, the writer after writing `"k"`), whose directory is then
+/// removed and made again by the writer writing `"after"` there. Returns the
+/// cache directory, `first`, the writer and the entry file's path.
+fn recreated_shard<B: Backend>(
+    backend: &B,
+    hold: impl FnOnce(&mut B::Cache),
+) -> (TempDir, B::Cache, B::Cache, PathBuf) {
     let dir = fresh_dir();
-    let mut reader = open(backend, dir.path());
+    let mut first = open(backend, dir.path());
     let mut writer = open(backend, dir.path());
     writer
         .insert("k", b"before", Expiry::Never)
         .expect("insert");
-    // The first read of a shard goes through the root; the second holds it.
-    for _ in 0..2 {
-        assert_eq!(reader.get("k").expect("get"), bytes_of("before"));
-    }
-    let shard = entry_path(dir.path(), "k");
-    let shard = shard.parent().expect("a shard directory");
-    fs::remove_dir_all(shard).expect("remove the shard directory");
+    hold(&mut first);
+    let path = entry_path(dir.path(), "k");
+    fs::remove_dir_all(path.parent().expect("a shard directory")).expect("remove the shard");
     writer
         .insert("k", b"after", Expiry::Never)
-        .expect("the writer makes the shard again");
+        .expect("the writer makes the shard again (it checks at once)");
+    (dir, first, writer, path)
+}
+
+/// A shard directory two handles hold is removed and made again by one of
+/// them: the other, which checks for a removed shard only at every
+/// `MISSES_PER_CHECK`th lookup that finds nothing there, finds the new entry
+/// by then.
+pub fn a_reader_finds_a_recreated_shard_by_its_check<B: Backend>(backend: &B) {
+    let (_dir, mut reader, _writer, _) = recreated_shard(backend, |reader| {
+        // The first read of a shard goes through the root; the second holds it.
+        for _ in 0..2 {
+            assert_eq!(reader.get("k").expect("get"), bytes_of("before"));
+        }
+    });
     let checks = filecache::testing::MISSES_PER_CHECK;
     let found = (1..=checks).find(|_| reader.get("k").expect("get") == bytes_of("after"));
     assert!(
@@ -1118,21 +1131,14 @@ pub fn a_reader_finds_a_recreated_shard_by_its_check<B: Backend>(backend: &B) {
     );
 }
 
-/// A shard directory is removed while a handle holds it, and another handle
-/// writes there again: the first handle's removal (an operation other than a
-/// lookup, so it checks at once) removes the new entry.
+/// A shard directory two handles hold is removed and made again by one of
+/// them: the other's removal of the new entry (not a lookup: it checks at
+/// once) removes it.
 pub fn a_removal_acts_on_a_recreated_shard_at_once<B: Backend>(backend: &B) {
-    let dir = fresh_dir();
-    let mut holder = open(backend, dir.path());
-    let mut writer = open(backend, dir.path());
-    holder
-        .insert("k", b"before", Expiry::Never)
-        .expect("insert");
-    let path = entry_path(dir.path(), "k");
-    fs::remove_dir_all(path.parent().expect("a shard directory")).expect("remove the shard");
-    writer
-        .insert("k", b"after", Expiry::Never)
-        .expect("the writer makes the shard again");
+    let (_dir, mut holder, mut writer, path) = recreated_shard(backend, |holder| {
+        // A write holds the shard it writes into.
+        holder.insert("k", b"mine", Expiry::Never).expect("insert");
+    });
     holder.remove("k").expect("remove");
     assert!(!path.exists(), "the removal reached the recreated shard");
     assert_eq!(writer.get("k").expect("get"), None);
