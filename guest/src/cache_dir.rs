@@ -62,8 +62,8 @@ enum Miss {
     Operation,
 }
 
-/// Reads that find nothing in a shard (or through the root) per check of
-/// whether the directory was removed (see the module docs). A divisor of 256.
+/// Entry lookups that find nothing in a shard (or through the root) per check
+/// of whether the directory was removed (see the module docs). A divisor of 256.
 pub(crate) const MISSES_PER_CHECK: u8 = 16;
 const _: () = assert!(256 % MISSES_PER_CHECK as u16 == 0);
 
@@ -78,7 +78,7 @@ pub(crate) struct CacheDir {
     shards: Box<[Slot]>,
     /// The shards read once through the root (see [`CacheDir::open_entry`]).
     read_once: [AtomicU64; SHARDS / 64],
-    /// Reads that found nothing, per shard and (last) through the root.
+    /// Entry lookups that found nothing, per shard and (last) through the root.
     misses: [AtomicU8; SHARDS + 1],
 }
 

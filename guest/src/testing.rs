@@ -26,7 +26,8 @@ pub const TRUST_DIVISOR: u32 = crate::bounded::TRUST_DIVISOR;
 pub const MIN_WRITES_BETWEEN_PASSES: u64 = crate::bounded::MIN_WRITES_BETWEEN_PASSES;
 /// A bounded handle reports its changes at least this often while it writes.
 pub const FLUSH_AGE: Duration = crate::bounded::FLUSH_AGE;
-/// Reads that find nothing in a shard per check of whether it was removed.
+/// Entry lookups that find nothing in a shard per check of whether it was
+/// removed.
 pub const MISSES_PER_CHECK: u8 = crate::cache_dir::MISSES_PER_CHECK;
 
 /// The entry file of `key` in the cache directory `dir`.
