@@ -61,7 +61,7 @@ const NIBBLES: [u8; 256] = {
     let mut table = [NOT_HEX; 256];
     let mut digit = 0;
     while digit < 16 {
-        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        table[HEX_DIGITS[digit] as usize] = digit as u8;
         digit += 1;
     }
     table
