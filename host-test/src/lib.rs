@@ -193,6 +193,7 @@ impl CacheInstance {
             store: self.store,
             instance: self.instance,
             handle,
+            close_on_drop: true,
         })
     }
 }
@@ -202,6 +203,9 @@ pub struct ComponentCache {
     store: Store<HostState>,
     instance: bindings::Cache,
     handle: ResourceAny,
+    /// Whether dropping this closes the guest's cache first (its destructor
+    /// reports what the handle changed); see [`ComponentCache::discard`].
+    close_on_drop: bool,
 }
 
 impl std::fmt::Debug for ComponentCache {
@@ -345,9 +349,20 @@ impl ComponentCache {
     }
 }
 
+impl ComponentCache {
+    /// Throws the instance away without closing the cache in it, as a host
+    /// that instantiates per request does when the guest keeps its handle
+    /// (in a static, say): the guest's destructor never runs.
+    pub fn discard(mut self) {
+        self.close_on_drop = false;
+    }
+}
+
 impl Drop for ComponentCache {
     fn drop(&mut self) {
-        // Release the guest resource; a failure here only means the instance is gone.
-        let _ = self.handle.resource_drop(&mut self.store);
+        if self.close_on_drop {
+            // Release the guest resource; a failure here only means the instance is gone.
+            let _ = self.handle.resource_drop(&mut self.store);
+        }
     }
 }

@@ -1,6 +1,99 @@
 //! The conformance suite against the filecache component, run in the wasmtime
-//! host (`filecache-host`), one instance per open cache.
+//! host (`filecache-host`), one instance per open cache; and what a host that
+//! instantiates per request does to a bounded cache.
 
-use filecache_conformance::backends::Component;
+use std::path::Path;
+use std::time::Duration;
+
+use filecache::{Expiry, Options};
+use filecache_conformance::backends::{Component, runtime};
 
 filecache_conformance::conformance_suite!(Component);
+
+const LIMIT: u64 = 1_000;
+const REQUESTS: usize = 150;
+
+fn bounded() -> Options {
+    Options {
+        max_entries: Some(LIMIT),
+        lease: Duration::from_millis(200),
+        ..Options::default()
+    }
+}
+
+/// Entry files on disk: 64-hex names in the two-hex shard directories.
+fn entry_files(dir: &Path) -> usize {
+    let is_hex =
+        |name: &str, len: usize| name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit());
+    std::fs::read_dir(dir)
+        .expect("list the cache")
+        .map(|shard| shard.expect("shard").path())
+        .filter(|shard| is_hex(&shard.file_name().unwrap_or_default().to_string_lossy(), 2))
+        .flat_map(|shard| std::fs::read_dir(shard).expect("list a shard"))
+        .filter(|entry| {
+            is_hex(
+                &entry.as_ref().expect("entry").file_name().to_string_lossy(),
+                64,
+            )
+        })
+        .count()
+}
+
+/// `REQUESTS` fresh instances, each opening the bounded cache, writing one
+/// new key and thrown away without closing the cache.
+fn discarded_requests(dir: &Path) {
+    for i in 0..REQUESTS {
+        let mut cache = runtime().open(dir, &bounded()).expect("open");
+        cache
+            .insert(&format!("request {i}"), b"value", Expiry::Never)
+            .expect("insert");
+        cache.discard();
+    }
+}
+
+/// At capacity, each such request pays for its entry with an eviction: the
+/// cache stays at its limit (counted exactly), where reserving ahead left
+/// every discarded instance's reservation for the others to evict for.
+#[test]
+fn discarded_instances_keep_a_full_bounded_cache_full() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut filler = runtime().open(dir.path(), &bounded()).expect("open");
+    for i in 0..LIMIT {
+        filler
+            .insert(&format!("old {i}"), b"value", Expiry::Never)
+            .expect("insert");
+    }
+    drop(filler);
+    discarded_requests(dir.path());
+    std::thread::sleep(bounded().lease * 2);
+    let mut closed = runtime().open(dir.path(), &bounded()).expect("open");
+    closed
+        .insert("closed", b"value", Expiry::Never)
+        .expect("insert");
+    drop(closed);
+    let census = filecache::testing::census(dir.path()).expect("a census");
+    assert_eq!(
+        entry_files(dir.path()),
+        LIMIT as usize,
+        "the cache stays full"
+    );
+    assert_eq!(census.entries, LIMIT as i64, "counted exactly");
+}
+
+/// Below capacity, such a request leaves a reservation of the one entry it
+/// wrote, which is counted as that entry once the lease is over: the count
+/// stays exact, and no later writer evicts for growth that never happened.
+#[test]
+fn discarded_instances_below_the_limit_leave_an_exact_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    discarded_requests(dir.path());
+    std::thread::sleep(bounded().lease * 2);
+    let mut closed = runtime().open(dir.path(), &bounded()).expect("open");
+    closed
+        .insert("closed", b"value", Expiry::Never)
+        .expect("insert");
+    drop(closed);
+    let census = filecache::testing::census(dir.path()).expect("a census");
+    assert_eq!(entry_files(dir.path()), REQUESTS + 1, "nothing evicted");
+    assert_eq!(census.entries, REQUESTS as i64 + 1, "counted exactly");
+}

@@ -30,6 +30,12 @@ pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(20);
 /// Age after which a census lock is taken for abandoned (or the handle's
 /// lease, if shorter).
 pub(crate) const LOCK_LEASE: Duration = Duration::from_secs(1);
+/// A handle's first reservation (or the growth at hand, if larger): see
+/// [`Census::next_reservation`].
+const FIRST_RESERVATION: Size = Size {
+    entries: 1,
+    bytes: 0,
+};
 /// How long a handle's last flush, as it is dropped, waits for the census
 /// lock: until a lock abandoned just then would be taken over.
 const LAST_FLUSH_WAIT: Duration = Duration::from_millis(1_100);
@@ -37,7 +43,7 @@ const LAST_FLUSH_WAIT: Duration = Duration::from_millis(1_100);
 /// Whether a handle keeps or gives up its reservation when it reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hold {
-    /// Renews it: [`Census::flush_every`], or at least the given growth.
+    /// Renews it: [`Census::next_reservation`], or at least the given growth.
     Renew(Size),
     /// Gives it up (the handle is going).
     Release,
@@ -69,6 +75,12 @@ pub(crate) struct Census {
     /// The growth this handle has reserved in the census file, as it last
     /// wrote it (none before its first report).
     reserved: Size,
+    /// The reservation its next report takes (at least the growth at hand):
+    /// one entry (and no bytes) at first, twice the last one after each
+    /// report, up to `F` — so a handle that goes away after a few writes
+    /// without reporting them (a discarded instance) leaves a reservation of
+    /// about what it wrote, not `F`.
+    next_reservation: Size,
     /// Whether the census file had no room for this handle's reservation
     /// at its last report (it then keeps up to `F` unreported, unreserved).
     crowded_out: bool,
@@ -105,6 +117,7 @@ impl Census {
             shared: CensusRecord::default(),
             owner: layout::nonce(),
             reserved: Size::default(),
+            next_reservation: FIRST_RESERVATION,
             crowded_out: false,
             others_reserved: Size::default(),
             reservation_lease: lease,
@@ -175,11 +188,16 @@ impl Census {
         !self.within_reservation(self.pending)
     }
 
+    /// Whether the reservation covers `growth` on top of the pending changes.
+    pub(crate) fn covers(&self, growth: Size) -> bool {
+        self.within_reservation(self.pending.plus(growth))
+    }
+
     /// Before a write that may add `growth`: reports and reserves anew if
     /// the reservation would not cover it (best effort: if the report fails,
     /// the growth beyond the reservation is paid for by evictions).
     pub(crate) fn reserve(&mut self, cache: &CacheDir, growth: Size) {
-        if !self.within_reservation(self.pending.plus(growth)) {
+        if !self.covers(growth) {
             let _ = self.flush_holding(cache, Hold::Renew(growth));
         }
     }
@@ -409,6 +427,13 @@ impl Census {
         };
         write_census(cache, &record, &lock)?;
         lock.release()?;
+        if reserved != Size::default() {
+            let doubled = |reserved: i64, every: i64| reserved.saturating_mul(2).min(every);
+            self.next_reservation = Size {
+                entries: doubled(reserved.entries, self.flush_every.entries),
+                bytes: doubled(reserved.bytes, self.flush_every.bytes),
+            };
+        }
         self.reserved = reserved;
         self.crowded_out = crowded_out;
         self.take_shared(record);
@@ -417,19 +442,27 @@ impl Census {
         Ok(())
     }
 
-    /// The reservation to hold: [`Census::flush_every`] where limited, or
-    /// `growth` if larger.
+    /// The reservation to hold: [`Census::next_reservation`] where limited,
+    /// or `growth` if larger.
     fn reservation_for(&self, growth: Size) -> Size {
-        let amount = |every: i64, growth: i64| {
+        let amount = |every: i64, next: i64, growth: i64| {
             if every == i64::MAX {
                 0
             } else {
-                every.max(growth)
+                next.min(every).max(growth)
             }
         };
         Size {
-            entries: amount(self.flush_every.entries, growth.entries),
-            bytes: amount(self.flush_every.bytes, growth.bytes),
+            entries: amount(
+                self.flush_every.entries,
+                self.next_reservation.entries,
+                growth.entries,
+            ),
+            bytes: amount(
+                self.flush_every.bytes,
+                self.next_reservation.bytes,
+                growth.bytes,
+            ),
         }
     }
 }
@@ -709,26 +742,37 @@ mod tests {
         Census::open(cache, lease, flush_every).expect("open")
     }
 
-    /// A handle about to write reserves `F` entries in the census before it
-    /// adds any; the other handles hold that against the limits (their view
-    /// of the size is not changed by it), until the handle gives it up as it
-    /// goes.
+    /// A handle about to write reserves entries in the census before it adds
+    /// them — one at first, twice as many at each report, up to `F` — and the
+    /// other handles hold that against the limits (their view of the size is
+    /// not changed by it), until the handle gives it up as it goes.
     #[test]
     fn a_writing_handle_reserves_its_growth_for_the_others_to_see() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (cache, mut writer) = lone_census(dir.path());
-        writer.reserve(&cache, Size::entry(10));
-        assert!(!writer.unreported_growth_beyond_reservation());
-        writer.record(0, Size::entry(10));
-        assert!(!writer.unreported_growth_beyond_reservation());
+        let mut reservations = Vec::new();
+        for _ in 0..100 {
+            writer.reserve(&cache, Size::entry(10));
+            assert!(!writer.unreported_growth_beyond_reservation());
+            writer.record(0, Size::entry(10));
+            assert!(!writer.unreported_growth_beyond_reservation());
+            if reservations.last() != Some(&writer.reserved.entries) {
+                reservations.push(writer.reserved.entries);
+            }
+        }
+        assert_eq!(reservations, [1, 2, 4, 8, 16, 32], "F = 32");
         let other = other_census(&cache, Duration::from_secs(10));
-        assert_eq!(other.size().entries, 0);
-        assert_eq!(other.size_with_reservations().entries, 32);
-        assert_eq!(writer.size_with_reservations().entries, 1, "not its own");
+        let reported = other.size().entries;
+        assert_eq!(
+            other.size_with_reservations().entries,
+            reported + 32,
+            "the writer's reservation"
+        );
+        assert_eq!(writer.size_with_reservations().entries, 100, "not its own");
         writer.flush_before_drop(&cache);
         let after = other_census(&cache, Duration::from_secs(10));
-        assert_eq!(after.size().entries, 1);
-        assert_eq!(after.size_with_reservations().entries, 1, "given up");
+        assert_eq!(after.size().entries, 100);
+        assert_eq!(after.size_with_reservations().entries, 100, "given up");
     }
 
     /// Growth beyond the reservation — the report that would have reserved
@@ -785,18 +829,19 @@ mod tests {
         const LEASE: Duration = Duration::from_millis(50);
         let dir = tempfile::tempdir().expect("temp dir");
         let (cache, mut killed) = lone_census(dir.path());
-        killed.reserve(&cache, Size::entry(10));
         for i in 0..5 {
+            killed.reserve(&cache, Size::entry(10));
             write_entry(&cache, &format!("unreported {i}"), b"value");
             killed.record(0, Size::entry(10));
         }
+        // Reported 3 (at the 2nd and 4th writes), 2 unreported, 4 reserved.
         drop(killed); // no report: as if killed
         let mut other = other_census(&cache, LEASE);
-        assert_eq!(other.size_with_reservations().entries, 32);
+        assert_eq!(other.size_with_reservations().entries, 7);
         std::thread::sleep(LEASE * 2);
         other.reserve(&cache, Size::entry(10));
-        assert_eq!(entries_reported(&cache), 32);
-        assert_eq!(other.size_with_reservations().entries, 32);
+        assert_eq!(entries_reported(&cache), 7);
+        assert_eq!(other.size_with_reservations().entries, 7);
     }
 
     /// A live handle that went quiet for longer than the lease finds its
@@ -807,17 +852,17 @@ mod tests {
         const LEASE: Duration = Duration::from_millis(50);
         let dir = tempfile::tempdir().expect("temp dir");
         let (cache, mut quiet) = lone_census(dir.path());
-        quiet.reserve(&cache, Size::entry(10));
-        for _ in 0..3 {
+        for _ in 0..5 {
+            quiet.reserve(&cache, Size::entry(10));
             quiet.record(0, Size::entry(10));
         }
         std::thread::sleep(LEASE * 2);
         let mut other = other_census(&cache, LEASE);
         other.reserve(&cache, Size::entry(10));
-        assert_eq!(entries_reported(&cache), 32, "taken for abandoned");
+        assert_eq!(entries_reported(&cache), 3 + 4, "taken for abandoned");
         quiet.flush_now(&cache);
-        assert_eq!(entries_reported(&cache), 3);
-        assert_eq!(quiet.size().entries, 3);
+        assert_eq!(entries_reported(&cache), 5);
+        assert_eq!(quiet.size().entries, 5);
     }
 
     /// The census file's record, after the handle reported all it knows.

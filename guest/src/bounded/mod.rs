@@ -20,9 +20,15 @@
 //! between 1 and 32), after removing `F` entries, when its last report is
 //! older than [`census::FLUSH_AGE`], and when it is dropped: under the census
 //! lock (a `create_new` lock file, [`crate::exclusion`]) it reads the file,
-//! adds its changes, renews its reservation of the next `F` entries (and `F`
-//! bytes of the byte limit, or the size of the entry about to be written if
-//! larger) — or gives it up, when dropped — and replaces the file.
+//! adds its changes, renews its reservation of the next entries — one at its
+//! first report, twice as many at each report after, up to `F` (bytes alike:
+//! the size of the first entry, doubling up to `F` bytes of the byte limit; at
+//! least the entry about to be written) — or gives it up, when dropped — and
+//! replaces the file. A write that would take the cache over a limit needs no
+//! reservation: the handle evicts first to make room for it, so its growth
+//! stays nil. So a handle that goes away without reporting — killed, or in an
+//! instance its host throws away after a request — leaves behind a
+//! reservation of about what it wrote, never of growth that did not happen.
 //!
 //! The size a handle holds against its limits is the file as it last read it,
 //! plus the others' reservations, plus its own unreported changes. So the
@@ -333,10 +339,29 @@ impl Evictor {
         }))
     }
 
-    /// Before writing an entry file of `size` bytes: makes sure the handle's
-    /// reservation covers the growth it may add (see the module docs).
+    /// Before writing an entry file of `size` bytes: makes sure the growth it
+    /// may add is counted (see the module docs). Within the handle's
+    /// reservation there is nothing to do. Where the write would take the
+    /// cache over a limit, evictions pay for it first, so it needs no
+    /// reservation: the handle's growth stays nil, and a handle that goes
+    /// away without reporting leaves nothing to count. Else (or if nothing
+    /// could be evicted) the handle reserves more.
     pub(crate) fn before_write(&self, size: u64) {
-        self.lock().census.reserve(&self.cache, Size::entry(size));
+        let mut state = self.lock();
+        let growth = Size::entry(size);
+        if state.census.covers(growth) {
+            return;
+        }
+        let over_after_write =
+            |census: &Census| self.over(census.size_with_reservations().plus(growth));
+        if over_after_write(&state.census) {
+            // Best effort: what is not evicted now is evicted after the write.
+            let _ = self.evict_while(&mut state, over_after_write);
+            if !over_after_write(&state.census) {
+                return;
+            }
+        }
+        state.census.reserve(&self.cache, growth);
     }
 
     /// Records the write of an entry (`written`: its record, with its file's
@@ -425,10 +450,16 @@ impl Evictor {
     }
 
     fn evict(&self, state: &mut State) -> Result<Removed> {
+        self.evict_while(state, |census| self.must_evict(census))
+    }
+
+    /// Evicts while `needed` says so of the census, within
+    /// [`MAX_ATTEMPTS_PER_WRITE`] victims tried.
+    fn evict_while(&self, state: &mut State, needed: impl Fn(&Census) -> bool) -> Result<Removed> {
         let mut removed = Removed::default();
         let mut learn = true;
         let mut attempts = 0;
-        while self.must_evict(&state.census) {
+        while needed(&state.census) {
             if attempts == MAX_ATTEMPTS_PER_WRITE {
                 break; // the next write goes on from here
             }
