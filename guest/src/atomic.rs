@@ -192,7 +192,7 @@ impl FileStore {
                 expires_at,
             };
             let durable = self.options().durable;
-            self.before_write(&entry);
+            self.before_write(&entry, || before.as_ref().map(|bytes| bytes.len() as u64));
             let (staged, written_at) = publish::stage(self.cache(), &hash, &entry, durable)?;
             if !lock.is_held()? {
                 // Paused past the lease and reclaimed by another writer: publish nothing.

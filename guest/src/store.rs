@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bounded::{Evictor, Record, TOUCH_INTERVAL};
+use crate::bounded::{Evictor, Record, Removed, TOUCH_INTERVAL};
 use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{Error, IoContext, MissingOk, Result};
 use crate::exclusion::LockPolicy;
@@ -199,7 +199,7 @@ impl FileStore {
             expires_at: expiry.deadline_ms(),
         };
         let durable = self.options.durable;
-        self.before_write(&entry);
+        self.before_write(&entry, || self.size_before_write(&hash).ok().flatten());
         let (written_at, replaced) = if self.evictor.is_some() {
             publish::publish_counted(&self.cache, &hash, &entry, durable, || {
                 self.size_before_write(&hash)
@@ -415,11 +415,24 @@ impl FileStore {
         Ok(stat.flatten().map(|stat| stat.len))
     }
 
-    /// Lets the evictor (if any) reserve the growth a write of `entry` may add.
-    pub(crate) fn before_write(&self, entry: &Entry<'_>) {
+    /// Lets the evictor (if any) make sure the growth a write of `entry` may
+    /// add is counted: by a reservation, or at a limit by evicting first
+    /// (`replaced`: the size of the entry the write replaces, if any; asked
+    /// only then).
+    pub(crate) fn before_write(&self, entry: &Entry<'_>, replaced: impl FnOnce() -> Option<u64>) {
         if let Some(evictor) = &self.evictor {
-            evictor.before_write(entry.file_len());
+            self.count_removed(evictor.before_write(entry.file_len(), replaced));
         }
+    }
+
+    /// Adds what an evictor removed to the handle's counters.
+    fn count_removed(&self, removed: Removed) {
+        self.counters
+            .evicted
+            .fetch_add(removed.evicted, Ordering::Relaxed);
+        self.counters
+            .expired_removed
+            .fetch_add(removed.expired, Ordering::Relaxed);
     }
 
     /// Tells the evictor (if any) about a write, and evicts what the limits
@@ -444,12 +457,7 @@ impl FileStore {
             replaced,
         );
         if let Ok(removed) = removed {
-            self.counters
-                .evicted
-                .fetch_add(removed.evicted, Ordering::Relaxed);
-            self.counters
-                .expired_removed
-                .fetch_add(removed.expired, Ordering::Relaxed);
+            self.count_removed(removed);
         }
     }
 

@@ -340,28 +340,43 @@ impl Evictor {
     }
 
     /// Before writing an entry file of `size` bytes: makes sure the growth it
-    /// may add is counted (see the module docs). Within the handle's
-    /// reservation there is nothing to do. Where the write would take the
-    /// cache over a limit, evictions pay for it first, so it needs no
+    /// may add is counted (see the module docs); what it evicted. Within the
+    /// handle's reservation there is nothing to do. Where the write would take
+    /// the cache over a limit — `replaced` says the size of the entry it
+    /// replaces, if any — evictions pay for it first, so it needs no
     /// reservation: the handle's growth stays nil, and a handle that goes
     /// away without reporting leaves nothing to count. Else (or if nothing
     /// could be evicted) the handle reserves more.
-    pub(crate) fn before_write(&self, size: u64) {
+    pub(crate) fn before_write(
+        &self,
+        size: u64,
+        replaced: impl FnOnce() -> Option<u64>,
+    ) -> Removed {
         let mut state = self.lock();
-        let growth = Size::entry(size);
+        let mut growth = Size::entry(size);
         if state.census.covers(growth) {
-            return;
+            return Removed::default();
         }
-        let over_after_write =
-            |census: &Census| self.over(census.size_with_reservations().plus(growth));
-        if over_after_write(&state.census) {
+        let mut removed = Removed::default();
+        if self.over(state.census.size_with_reservations().plus(growth)) {
+            if let Some(old) = replaced() {
+                growth = Size {
+                    entries: 0,
+                    bytes: growth.bytes - i64::try_from(old).unwrap_or(i64::MAX),
+                };
+            }
+            let over_after_write =
+                |census: &Census| self.over(census.size_with_reservations().plus(growth));
             // Best effort: what is not evicted now is evicted after the write.
-            let _ = self.evict_while(&mut state, over_after_write);
-            if !over_after_write(&state.census) {
-                return;
+            removed = self
+                .evict_while(&mut state, over_after_write)
+                .unwrap_or_default();
+            if state.census.covers(growth) {
+                return removed;
             }
         }
         state.census.reserve(&self.cache, growth);
+        removed
     }
 
     /// Records the write of an entry (`written`: its record, with its file's
