@@ -116,7 +116,10 @@
 //!   and `stat`s those it has no record of. A name it has a record of costs
 //!   nothing: its own writes, say, are `stat`ed once, as victims (below). A
 //!   small cache (under [`EXHAUSTIVE_BELOW`] entries) is learned whole at the
-//!   first eviction, so there the order is exact.
+//!   handle's second choice of a victim, so from then on the order there is
+//!   exact; its first choice learns a sample ([`FIRST_CHOICE_NAMES`]), so
+//!   that a handle that writes once and goes — a per-request instance — does
+//!   not pay for a sweep of the whole cache.
 //!
 //! The index forgets nothing it paid to learn, so few `stat`s per eviction
 //! give a good order: a handle evicts its own writes in exact LRU order, and
@@ -159,13 +162,21 @@ pub(crate) use census::FLUSH_AGE;
 use recency::RecencyIndex;
 pub(crate) use recency::Record;
 pub(crate) use recount::MIN_WRITES_BETWEEN_PASSES;
-use sampler::Sampler;
+use sampler::{MAX_LISTINGS_PER_CANDIDATES, Sampler};
 
 /// The shortest span after which `get` refreshes an entry's last-use time.
 pub(crate) const TOUCH_INTERVAL: Duration = Duration::from_millis(100);
-/// Below this many entries, a handle's first eviction learns every entry (a
-/// whole sweep at once).
+/// Below this many entries, a handle's second choice of a victim learns every
+/// entry (a whole sweep at once).
 pub(crate) const EXHAUSTIVE_BELOW: i64 = 1024;
+/// Names a handle's first choice of a victim in a cache under
+/// [`EXHAUSTIVE_BELOW`] entries learns, from up to
+/// [`FIRST_CHOICE_LISTINGS`] shards: a handle that writes once and goes (a
+/// per-request instance) pays for a sample, not for a whole sweep (which
+/// costs ~1–3 ms natively).
+pub(crate) const FIRST_CHOICE_NAMES: usize = 16;
+/// Shards a handle's first choice of a victim lists at most.
+pub(crate) const FIRST_CHOICE_LISTINGS: usize = 8;
 /// Most victims one write tries (each a `stat` or an `unlink`, and a few
 /// entries learned): what keeps a write from paying for a long catch-up. A
 /// write needs one at capacity, a few more when several handles evict the
@@ -308,6 +319,8 @@ struct State {
     census: Census,
     sampler: Sampler,
     index: RecencyIndex,
+    /// Whether the handle chose a victim before (learned for one).
+    chose_before: bool,
 }
 
 impl Evictor {
@@ -335,6 +348,7 @@ impl Evictor {
                 census,
                 sampler: Sampler::new(),
                 index: RecencyIndex::default(),
+                chose_before: false,
             }),
         }))
     }
@@ -513,24 +527,25 @@ impl Evictor {
     }
 
     /// Entries to learn before the next choice of a victim (see the module
-    /// docs): all of a small cache at the first eviction, else a few from the
-    /// sweep.
+    /// docs): a few from the sweep; in a small cache, a larger sample at the
+    /// handle's first choice and all of it at its second.
     fn learn(&self, state: &mut State) -> Result<Vec<Record>> {
-        let swept_once = state.sampler.swept_once();
-        let learned = if !swept_once && state.census.size().entries < EXHAUSTIVE_BELOW {
-            state.sampler.sample_everything(&self.cache)?
+        let small = !state.sampler.swept_once() && state.census.size().entries < EXHAUSTIVE_BELOW;
+        let first = !std::mem::replace(&mut state.chose_before, true);
+        if small && !first {
+            return state.sampler.sample_everything(&self.cache);
+        }
+        let (count, listings) = if small {
+            (FIRST_CHOICE_NAMES, FIRST_CHOICE_LISTINGS)
+        } else if state.index.len() < SHORT_INDEX {
+            (LEARN_WHILE_SHORT, MAX_LISTINGS_PER_CANDIDATES)
+        } else if state.sampler.swept_once() {
+            (LEARN_PER_EVICTION_SWEPT, MAX_LISTINGS_PER_CANDIDATES)
         } else {
-            let count = if state.index.len() < SHORT_INDEX {
-                LEARN_WHILE_SHORT
-            } else if swept_once {
-                LEARN_PER_EVICTION_SWEPT
-            } else {
-                LEARN_PER_EVICTION
-            };
-            let State { sampler, index, .. } = state;
-            sampler.candidates(&self.cache, count, |hash| index.knows(hash))?
+            (LEARN_PER_EVICTION, MAX_LISTINGS_PER_CANDIDATES)
         };
-        Ok(learned)
+        let State { sampler, index, .. } = state;
+        sampler.candidates(&self.cache, count, listings, |hash| index.knows(hash))
     }
 
     /// Removes `victim`'s file unless it is gone or was used (or replaced)
@@ -599,6 +614,46 @@ mod tests {
             seen: at(seen_s),
             size: 1,
         }
+    }
+
+    /// A handle that writes once into a full small cache — a per-request
+    /// instance — learns a sample to choose its victim, not the whole cache;
+    /// at its second choice it learns everything.
+    #[test]
+    fn a_first_choice_in_a_small_cache_samples_and_the_second_learns_all() {
+        const LIMIT: u64 = 500;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = || Options {
+            max_entries: Some(LIMIT),
+            ..Options::default()
+        };
+        let filler = crate::FileStore::open(dir.path(), options()).expect("open");
+        for i in 0..LIMIT {
+            filler
+                .insert(&format!("k{i}"), b"v", crate::Expiry::Never)
+                .expect("insert");
+        }
+        drop(filler);
+        let cache = Arc::new(
+            CacheDir::open(dir.path(), crate::platform::Access::Private).expect("open cache dir"),
+        );
+        let evictor = Evictor::open(&options(), &cache)
+            .expect("open")
+            .expect("bounded");
+        let first = evictor.before_write(100, || None);
+        assert_eq!(first.evicted, 1, "room made before the write");
+        {
+            let state = evictor.lock();
+            assert!(state.index.len() < FIRST_CHOICE_NAMES, "a sample learned");
+            assert!(!state.sampler.swept_once());
+        }
+        let written = Record::own_use(KeyHash::of("written"), SystemTime::now(), NEVER, 100);
+        evictor.after_write(written, None).expect("after write");
+        let second = evictor.before_write(100, || None);
+        assert_eq!(second.evicted, 1);
+        let state = evictor.lock();
+        assert!(state.sampler.swept_once(), "the whole cache learned");
+        assert!(state.index.len() >= LIMIT as usize - 2);
     }
 
     #[test]

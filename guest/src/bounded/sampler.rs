@@ -12,7 +12,7 @@ use crate::platform::Dir;
 use crate::scan;
 
 /// Most shards listed for one call for eviction candidates.
-const MAX_LISTINGS_PER_CANDIDATES: usize = 2;
+pub(crate) const MAX_LISTINGS_PER_CANDIDATES: usize = 2;
 
 /// A shard listed for eviction candidates: its directory, open, and its names
 /// not sampled yet.
@@ -48,9 +48,10 @@ impl Sampler {
 
     /// Candidates for eviction from the next `count` names of the sweep: the
     /// names of one shard, taken in a random order, each once; the next shard
-    /// (in order) is listed when they run out. So every entry is offered once
-    /// per sweep. A name `known` says the index has a record of is passed
-    /// over; the others are `stat`ed.
+    /// (in order) is listed when they run out, up to `max_listings` shards
+    /// (fewer names in a sparse cache). So every entry is offered once per
+    /// sweep. A name `known` says the index has a record of is passed over;
+    /// the others are `stat`ed.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
@@ -58,6 +59,7 @@ impl Sampler {
         &mut self,
         cache: &CacheDir,
         count: usize,
+        max_listings: usize,
         known: impl Fn(&KeyHash) -> bool,
     ) -> Result<Vec<Record>> {
         let mut samples = Vec::with_capacity(count);
@@ -67,7 +69,7 @@ impl Sampler {
             let listing = match &mut self.listing {
                 Some(listing) if !listing.unsampled.is_empty() => listing,
                 _ => {
-                    if listings == MAX_LISTINGS_PER_CANDIDATES {
+                    if listings == max_listings {
                         break; // a sparse cache: fewer candidates this time
                     }
                     listings += 1;
@@ -149,7 +151,7 @@ mod tests {
         let offered = std::cell::Cell::new(0);
         while offered.get() < keys.len() {
             let found = sampler
-                .candidates(&cache, COUNT, |hash| {
+                .candidates(&cache, COUNT, MAX_LISTINGS_PER_CANDIDATES, |hash| {
                     offered.set(offered.get() + 1);
                     known.contains(hash)
                 })
