@@ -51,6 +51,20 @@ fn discarded_requests(dir: &Path) {
     }
 }
 
+/// Once the discarded instances' lease is over, a handle writes a new key and
+/// closes (so the census counts their reservations): the entry files on disk,
+/// and the entries counted.
+fn one_closed_write_after_the_lease(dir: &Path) -> (usize, i64) {
+    std::thread::sleep(bounded().lease * 2);
+    let mut closed = runtime().open(dir, &bounded()).expect("open");
+    closed
+        .insert("closed", b"value", Expiry::Never)
+        .expect("insert");
+    drop(closed);
+    let census = filecache::testing::census(dir).expect("a census");
+    (entry_files(dir), census.entries)
+}
+
 /// At capacity, each such request pays for its entry with an eviction: the
 /// cache stays at its limit (counted exactly), where reserving ahead left
 /// every discarded instance's reservation for the others to evict for.
@@ -65,19 +79,9 @@ fn discarded_instances_keep_a_full_bounded_cache_full() {
     }
     drop(filler);
     discarded_requests(dir.path());
-    std::thread::sleep(bounded().lease * 2);
-    let mut closed = runtime().open(dir.path(), &bounded()).expect("open");
-    closed
-        .insert("closed", b"value", Expiry::Never)
-        .expect("insert");
-    drop(closed);
-    let census = filecache::testing::census(dir.path()).expect("a census");
-    assert_eq!(
-        entry_files(dir.path()),
-        LIMIT as usize,
-        "the cache stays full"
-    );
-    assert_eq!(census.entries, LIMIT as i64, "counted exactly");
+    let (on_disk, counted) = one_closed_write_after_the_lease(dir.path());
+    assert_eq!(on_disk, LIMIT as usize, "the cache stays full");
+    assert_eq!(counted, LIMIT as i64, "counted exactly");
 }
 
 /// Below capacity, such a request leaves a reservation of the one entry it
@@ -87,13 +91,7 @@ fn discarded_instances_keep_a_full_bounded_cache_full() {
 fn discarded_instances_below_the_limit_leave_an_exact_count() {
     let dir = tempfile::tempdir().expect("temp dir");
     discarded_requests(dir.path());
-    std::thread::sleep(bounded().lease * 2);
-    let mut closed = runtime().open(dir.path(), &bounded()).expect("open");
-    closed
-        .insert("closed", b"value", Expiry::Never)
-        .expect("insert");
-    drop(closed);
-    let census = filecache::testing::census(dir.path()).expect("a census");
-    assert_eq!(entry_files(dir.path()), REQUESTS + 1, "nothing evicted");
-    assert_eq!(census.entries, REQUESTS as i64 + 1, "counted exactly");
+    let (on_disk, counted) = one_closed_write_after_the_lease(dir.path());
+    assert_eq!(on_disk, REQUESTS + 1, "nothing evicted");
+    assert_eq!(counted, REQUESTS as i64 + 1, "counted exactly");
 }
