@@ -95,3 +95,28 @@ fn discarded_instances_below_the_limit_leave_an_exact_count() {
     assert_eq!(on_disk, REQUESTS + 1, "nothing evicted");
     assert_eq!(counted, REQUESTS as i64 + 1, "counted exactly");
 }
+
+/// A request that removes a key and is discarded: its removal is counted all
+/// the same, so the room it made is there for the next writers (a removal
+/// kept unreported would be lost with the instance, and the count, never
+/// recounted by per-request handles, would drift up one per request).
+#[test]
+fn discarded_instances_removals_are_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut filler = runtime().open(dir.path(), &bounded()).expect("open");
+    for i in 0..LIMIT {
+        filler
+            .insert(&format!("old {i}"), b"value", Expiry::Never)
+            .expect("insert");
+    }
+    drop(filler);
+    for i in 0..REQUESTS {
+        let mut cache = runtime().open(dir.path(), &bounded()).expect("open");
+        cache.remove(&format!("old {i}")).expect("remove");
+        cache.discard();
+    }
+    let (on_disk, counted) = one_closed_write_after_the_lease(dir.path());
+    let expected = LIMIT as usize - REQUESTS + 1;
+    assert_eq!(on_disk, expected, "the closed write evicted nothing");
+    assert_eq!(counted, expected as i64, "counted exactly");
+}

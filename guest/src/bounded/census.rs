@@ -36,6 +36,11 @@ const FIRST_RESERVATION: Size = Size {
     entries: 1,
     bytes: 0,
 };
+/// The shrinking a handle first reports at once: see [`Census::shrink_report`].
+const FIRST_SHRINK_REPORT: Size = Size {
+    entries: 1,
+    bytes: 1,
+};
 /// How long a handle's last flush, as it is dropped, waits for the census
 /// lock: until a lock abandoned just then would be taken over.
 const LAST_FLUSH_WAIT: Duration = Duration::from_millis(1_100);
@@ -45,6 +50,8 @@ const LAST_FLUSH_WAIT: Duration = Duration::from_millis(1_100);
 enum Hold {
     /// Renews it: [`Census::next_reservation`], or at least the given growth.
     Renew(Size),
+    /// Renews it at the size it has (a report of removals needs no more).
+    Keep,
     /// Gives it up (the handle is going).
     Release,
 }
@@ -81,6 +88,11 @@ pub(crate) struct Census {
     /// without reporting them (a discarded instance) leaves a reservation of
     /// about what it wrote, not `F`.
     next_reservation: Size,
+    /// How much its pending changes must shrink the cache before the handle
+    /// reports them: one entry (and one byte) at first, twice as much after
+    /// each such report, up to `F` — so a handle that removes a few entries
+    /// and goes without closing (a discarded instance) has reported them.
+    shrink_report: Size,
     /// Whether the census file had no room for this handle's reservation
     /// at its last report (it then keeps up to `F` unreported, unreserved).
     crowded_out: bool,
@@ -118,6 +130,7 @@ impl Census {
             owner: layout::nonce(),
             reserved: Size::default(),
             next_reservation: FIRST_RESERVATION,
+            shrink_report: FIRST_SHRINK_REPORT,
             crowded_out: false,
             others_reserved: Size::default(),
             reservation_lease: lease,
@@ -255,20 +268,15 @@ impl Census {
         {
             self.recounted = Some(recounted);
         }
-        if self.flush_due() {
-            // A failed report stays pending and is retried; the write itself succeeded.
-            let _ = self.flush(cache);
-        }
+        // The write itself succeeded, whatever the report does.
+        self.report_if_due(cache);
         Ok(())
     }
 
     /// After a removal: reports pending changes if it is time, as after a
     /// write, so that a handle that only removes is seen shrinking the cache.
     pub(crate) fn after_remove(&mut self, cache: &CacheDir) {
-        if self.flush_due() {
-            // A failed report stays pending and is retried.
-            let _ = self.flush(cache);
-        }
+        self.report_if_due(cache);
     }
 
     /// Reports pending changes before the handle goes, and gives up its
@@ -295,7 +303,7 @@ impl Census {
     #[cfg(test)]
     pub(crate) fn flush_now(&mut self, cache: &CacheDir) {
         if self.unreported() {
-            let _ = self.flush(cache);
+            let _ = self.flush_holding(cache, Hold::Renew(Size::default()));
         }
     }
 
@@ -321,20 +329,50 @@ impl Census {
 
     /// Whether to report after a write or a removal: growth is reported
     /// before the write its reservation would not cover ([`Census::reserve`]),
-    /// so here only shrinking by `F`, a finished recount, or age.
+    /// so here only shrinking (see [`Census::shrink_report`]), a finished
+    /// recount, or age.
     fn flush_due(&self) -> bool {
-        let shrunk = |pending: i64, every: i64| {
-            pending < 0 && pending.unsigned_abs() >= every.unsigned_abs()
-        };
-        shrunk(self.pending.entries, self.flush_every.entries)
-            || shrunk(self.pending.bytes, self.flush_every.bytes)
-            || self.recounted.is_some()
-            || self.last_flush.elapsed() >= FLUSH_AGE
+        self.shrunk_enough() || self.recounted.is_some() || self.last_flush.elapsed() >= FLUSH_AGE
     }
 
-    /// Adds pending changes to the census file and renews the reservation.
-    fn flush(&mut self, cache: &CacheDir) -> Result<()> {
-        self.flush_holding(cache, Hold::Renew(Size::default()))
+    /// Whether the pending changes shrink the cache by [`Census::shrink_report`].
+    fn shrunk_enough(&self) -> bool {
+        let shrunk = |pending: i64, step: i64, every: i64| {
+            every != i64::MAX
+                && pending < 0
+                && pending.unsigned_abs() >= step.min(every).unsigned_abs()
+        };
+        shrunk(
+            self.pending.entries,
+            self.shrink_report.entries,
+            self.flush_every.entries,
+        ) || shrunk(
+            self.pending.bytes,
+            self.shrink_report.bytes,
+            self.flush_every.bytes,
+        )
+    }
+
+    /// Reports pending changes if [`Census::flush_due`]; a report of
+    /// shrinking doubles [`Census::shrink_report`] (up to `F`).
+    fn report_if_due(&mut self, cache: &CacheDir) {
+        if !self.flush_due() {
+            return;
+        }
+        let shrinking = self.shrunk_enough();
+        let hold = if shrinking {
+            Hold::Keep
+        } else {
+            Hold::Renew(Size::default())
+        };
+        // A failed report stays pending and is retried.
+        if self.flush_holding(cache, hold).is_ok() && shrinking {
+            let doubled = |step: i64, every: i64| step.saturating_mul(2).min(every);
+            self.shrink_report = Size {
+                entries: doubled(self.shrink_report.entries, self.flush_every.entries),
+                bytes: doubled(self.shrink_report.bytes, self.flush_every.bytes),
+            };
+        }
     }
 
     /// Adds pending changes to the census file, under its lock, and corrects it
@@ -410,24 +448,24 @@ impl Census {
         {
             *reported = Size::from_pair(*reported).plus(*pending).pair();
         }
-        let crowded_out =
-            matches!(hold, Hold::Renew(_)) && record.reservations.len() >= MAX_RESERVATIONS;
+        let crowded_out = matches!(hold, Hold::Renew(_) | Hold::Keep)
+            && record.reservations.len() >= MAX_RESERVATIONS;
         let reserved = match hold {
-            Hold::Renew(growth) if !crowded_out => {
-                let reserved = self.reservation_for(growth);
-                record.reservations.push(Reservation {
-                    owner: self.owner,
-                    entries: reserved.entries,
-                    bytes: reserved.bytes,
-                    renewed_at: now,
-                });
-                reserved
-            }
-            Hold::Renew(_) | Hold::Release => Size::default(),
+            Hold::Keep if !crowded_out && held => self.reserved,
+            Hold::Renew(growth) if !crowded_out => self.reservation_for(growth),
+            Hold::Renew(_) | Hold::Keep | Hold::Release => Size::default(),
         };
+        if reserved != Size::default() {
+            record.reservations.push(Reservation {
+                owner: self.owner,
+                entries: reserved.entries,
+                bytes: reserved.bytes,
+                renewed_at: now,
+            });
+        }
         write_census(cache, &record, &lock)?;
         lock.release()?;
-        if reserved != Size::default() {
+        if matches!(hold, Hold::Renew(_)) && reserved != Size::default() {
             let doubled = |reserved: i64, every: i64| reserved.saturating_mul(2).min(every);
             self.next_reservation = Size {
                 entries: doubled(reserved.entries, self.flush_every.entries),
@@ -773,6 +811,36 @@ mod tests {
         let after = other_census(&cache, Duration::from_secs(10));
         assert_eq!(after.size().entries, 100);
         assert_eq!(after.size_with_reservations().entries, 100, "given up");
+    }
+
+    /// A removing handle reports its first removal at once, then after 2, 4,
+    /// … removals up to `F`, and reserves nothing for them: a handle that
+    /// removes a few entries and goes without closing has reported them.
+    #[test]
+    fn removals_are_reported_at_once_at_first_then_every_f() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cache, mut remover) = lone_census(dir.path());
+        let mut reported_after = Vec::new();
+        for removals in 1..=100 {
+            remover.record(0, Size::entry(10).negated());
+            let before = entries_reported(&cache);
+            remover.last_flush = Instant::now(); // no report for age
+            remover.after_remove(&cache);
+            if entries_reported(&cache) != before {
+                reported_after.push(removals);
+            }
+        }
+        assert_eq!(
+            reported_after.get(..6),
+            Some(&[1, 3, 7, 15, 31, 63][..]),
+            "steps of 1, 2, 4, 8, 16, 32 removals: {reported_after:?}"
+        );
+        let other = other_census(&cache, Duration::from_secs(10));
+        assert_eq!(
+            other.size_with_reservations(),
+            other.size(),
+            "no reservation held for removals"
+        );
     }
 
     /// Growth beyond the reservation — the report that would have reserved

@@ -17,8 +17,10 @@
 //! an entry or replaces one and by how many bytes — and adds them up in
 //! memory. It **flushes** before a write its reservation would not cover
 //! (its first write, then every `F` entries it adds; `F` = the limit / 256,
-//! between 1 and 32), after removing `F` entries, when its last report is
-//! older than [`census::FLUSH_AGE`], and when it is dropped: under the census
+//! between 1 and 32), after removing entries (its first removal at once,
+//! then 2, 4, … up to `F` at a time; such a report keeps the reservation as
+//! it is), when its last report is older than [`census::FLUSH_AGE`], and when
+//! it is dropped: under the census
 //! lock (a `create_new` lock file, [`crate::exclusion`]) it reads the file,
 //! adds its changes, renews its reservation of the next entries — one at its
 //! first report, twice as many at each report after, up to `F` (bytes alike:
@@ -28,7 +30,9 @@
 //! reservation: the handle evicts first to make room for it, so its growth
 //! stays nil. So a handle that goes away without reporting — killed, or in an
 //! instance its host throws away after a request — leaves behind a
-//! reservation of about what it wrote, never of growth that did not happen.
+//! reservation of about what it wrote, never of growth that did not happen,
+//! and has reported about half of what it removed at least (all of it, if it
+//! removed one entry).
 //!
 //! The size a handle holds against its limits is the file as it last read it,
 //! plus the others' reservations, plus its own unreported changes. So the
@@ -411,7 +415,12 @@ impl Evictor {
         state.index.learn(written);
         let room = self.room(state.census.size_with_reservations());
         state.census.after_write(&self.cache, room)?;
-        self.evict(&mut state)
+        let removed = self.evict(&mut state)?;
+        if removed != Removed::default() {
+            // Evictions beyond the write's own growth are reported as removals are.
+            state.census.after_remove(&self.cache);
+        }
+        Ok(removed)
     }
 
     /// Records that the handle used an entry (a `get` moved its last use to
