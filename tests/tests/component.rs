@@ -51,6 +51,17 @@ fn discarded_requests(dir: &Path) {
     }
 }
 
+/// Fills the cache at `dir` to its limit with keys `old 0`, `old 1`, …, through
+/// a handle that closes.
+fn fill_to_the_limit(dir: &Path) {
+    let mut filler = runtime().open(dir, &bounded()).expect("open");
+    for i in 0..LIMIT {
+        filler
+            .insert(&format!("old {i}"), b"value", Expiry::Never)
+            .expect("insert");
+    }
+}
+
 /// Once the discarded instances' lease is over, a handle writes a new key and
 /// closes (so the census counts their reservations): the entry files on disk,
 /// and the entries counted.
@@ -71,13 +82,7 @@ fn one_closed_write_after_the_lease(dir: &Path) -> (usize, i64) {
 #[test]
 fn discarded_instances_keep_a_full_bounded_cache_full() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut filler = runtime().open(dir.path(), &bounded()).expect("open");
-    for i in 0..LIMIT {
-        filler
-            .insert(&format!("old {i}"), b"value", Expiry::Never)
-            .expect("insert");
-    }
-    drop(filler);
+    fill_to_the_limit(dir.path());
     discarded_requests(dir.path());
     let (on_disk, counted) = one_closed_write_after_the_lease(dir.path());
     assert_eq!(on_disk, LIMIT as usize, "the cache stays full");
@@ -103,13 +108,7 @@ fn discarded_instances_below_the_limit_leave_an_exact_count() {
 #[test]
 fn discarded_instances_removals_are_counted() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut filler = runtime().open(dir.path(), &bounded()).expect("open");
-    for i in 0..LIMIT {
-        filler
-            .insert(&format!("old {i}"), b"value", Expiry::Never)
-            .expect("insert");
-    }
-    drop(filler);
+    fill_to_the_limit(dir.path());
     for i in 0..REQUESTS {
         let mut cache = runtime().open(dir.path(), &bounded()).expect("open");
         cache.remove(&format!("old {i}")).expect("remove");
