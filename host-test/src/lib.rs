@@ -347,9 +347,7 @@ impl ComponentCache {
         self.call(|g, s, h| g.call_stats(s, h))
             .map(bindings::stats_from_wit)
     }
-}
 
-impl ComponentCache {
     /// Throws the instance away without closing the cache in it, as a host
     /// that instantiates per request does when the guest keeps its handle
     /// (in a static, say): the guest's destructor never runs.
