@@ -367,11 +367,7 @@ impl Census {
         };
         // A failed report stays pending and is retried.
         if self.flush_holding(cache, hold).is_ok() && shrinking {
-            let doubled = |step: i64, every: i64| step.saturating_mul(2).min(every);
-            self.shrink_report = Size {
-                entries: doubled(self.shrink_report.entries, self.flush_every.entries),
-                bytes: doubled(self.shrink_report.bytes, self.flush_every.bytes),
-            };
+            self.shrink_report = self.shrink_report.doubled_within(self.flush_every);
         }
     }
 
@@ -448,8 +444,7 @@ impl Census {
         {
             *reported = Size::from_pair(*reported).plus(*pending).pair();
         }
-        let crowded_out = matches!(hold, Hold::Renew(_) | Hold::Keep)
-            && record.reservations.len() >= MAX_RESERVATIONS;
+        let crowded_out = hold != Hold::Release && record.reservations.len() >= MAX_RESERVATIONS;
         let reserved = match hold {
             Hold::Keep if !crowded_out && held => self.reserved,
             Hold::Renew(growth) if !crowded_out => self.reservation_for(growth),
@@ -466,11 +461,7 @@ impl Census {
         write_census(cache, &record, &lock)?;
         lock.release()?;
         if matches!(hold, Hold::Renew(_)) && reserved != Size::default() {
-            let doubled = |reserved: i64, every: i64| reserved.saturating_mul(2).min(every);
-            self.next_reservation = Size {
-                entries: doubled(reserved.entries, self.flush_every.entries),
-                bytes: doubled(reserved.bytes, self.flush_every.bytes),
-            };
+            self.next_reservation = reserved.doubled_within(self.flush_every);
         }
         self.reserved = reserved;
         self.crowded_out = crowded_out;

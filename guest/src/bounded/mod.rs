@@ -244,6 +244,14 @@ impl Size {
         [self.entries, self.bytes]
     }
 
+    /// Twice this, each figure at most `cap`'s.
+    pub(crate) fn doubled_within(self, cap: Self) -> Self {
+        Self {
+            entries: self.entries.saturating_mul(2).min(cap.entries),
+            bytes: self.bytes.saturating_mul(2).min(cap.bytes),
+        }
+    }
+
     /// The sum; wrapping, as the census file's sums of shard changes do (a
     /// damaged file's figures must not panic a handle).
     pub(crate) fn plus(self, other: Self) -> Self {
