@@ -121,7 +121,8 @@
 //!   nothing: its own writes, say, are `stat`ed once, as victims (below). A
 //!   small cache (under [`EXHAUSTIVE_BELOW`] entries) is learned whole at the
 //!   handle's second choice of a victim, so from then on the order there is
-//!   exact; its first choice learns a sample ([`FIRST_CHOICE_NAMES`]), so
+//!   exact; its first choice learns a sample ([`FIRST_CHOICE_NAMES`]; in a
+//!   sparse cache it lists on past empty shards until it finds names), so
 //!   that a handle that writes once and goes — a per-request instance — does
 //!   not pay for a sweep of the whole cache.
 //!
@@ -157,7 +158,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache_dir::{CacheDir, Missing, Sub};
 use crate::error::{Error, Result};
-use crate::layout::{self, KeyHash};
+use crate::layout::{self, KeyHash, SHARDS};
 use crate::options::{Options, now_ms};
 use crate::platform::Dir;
 
@@ -562,7 +563,20 @@ impl Evictor {
             (LEARN_PER_EVICTION, MAX_LISTINGS_PER_CANDIDATES)
         };
         let State { sampler, index, .. } = state;
-        sampler.candidates(&self.cache, count, listings, |hash| index.knows(hash))
+        let listed_before = sampler.listed();
+        loop {
+            let sample =
+                sampler.candidates(&self.cache, count, listings, |hash| index.knows(hash))?;
+            // The shards a first choice lists in a sparse small cache may all
+            // be empty: it lists on (at most one whole sweep) rather than
+            // choose among nothing, which would leave the write over the limit
+            // and the next one two victims to choose, the second by learning
+            // everything.
+            let swept_through = sampler.listed() - listed_before >= SHARDS as u64;
+            if sample.offered > 0 || !small || swept_through {
+                return Ok(sample.records);
+            }
+        }
     }
 
     /// Removes `victim`'s file unless it is gone or was used (or replaced)
@@ -671,6 +685,43 @@ mod tests {
         let state = evictor.lock();
         assert!(state.sampler.swept_once(), "the whole cache learned");
         assert!(state.index.len() >= LIMIT as usize - 2);
+    }
+
+    /// A first choice whose shards hold nothing lists on until it finds
+    /// names, rather than leave the write nothing to evict: here every entry
+    /// lies in one shard, so the first few shards a fresh handle lists are
+    /// almost surely empty.
+    #[test]
+    fn a_first_choice_that_finds_empty_shards_lists_on() {
+        const LIMIT: u64 = 20;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = || Options {
+            max_entries: Some(LIMIT),
+            ..Options::default()
+        };
+        let one_shard = KeyHash::of("k0").shard();
+        let keys: Vec<String> = (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|key| KeyHash::of(key).shard() == one_shard)
+            .take(LIMIT as usize)
+            .collect();
+        let filler = crate::FileStore::open(dir.path(), options()).expect("open");
+        for key in &keys {
+            filler
+                .insert(key, b"v", crate::Expiry::Never)
+                .expect("insert");
+        }
+        drop(filler);
+        let cache = Arc::new(
+            CacheDir::open(dir.path(), crate::platform::Access::Private).expect("open cache dir"),
+        );
+        let evictor = Evictor::open(&options(), &cache)
+            .expect("open")
+            .expect("bounded");
+        let first = evictor.before_write(100, || None);
+        assert_eq!(first.evicted, 1, "room made before the write");
+        let state = evictor.lock();
+        assert!(state.index.len() < FIRST_CHOICE_NAMES, "a sample learned");
     }
 
     #[test]

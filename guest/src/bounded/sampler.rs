@@ -22,6 +22,16 @@ struct Listing {
     unsampled: Vec<KeyHash>,
 }
 
+/// What one call for candidates found.
+#[derive(Debug, Default)]
+pub(crate) struct Sample {
+    /// The names offered that the index had no record of, `stat`ed.
+    pub records: Vec<Record>,
+    /// How many names were offered (known ones included): none means every
+    /// shard listed was empty or missing.
+    pub offered: usize,
+}
+
 /// Where the sweep is.
 #[derive(Debug)]
 pub(crate) struct Sampler {
@@ -30,7 +40,7 @@ pub(crate) struct Sampler {
     /// The shard the sweep lists next.
     next: u8,
     /// Shards the sweep listed since the handle opened.
-    swept: u64,
+    listed: u64,
     rng: Rng,
 }
 
@@ -41,7 +51,7 @@ impl Sampler {
         Self {
             listing: None,
             next: rng.below(SHARDS) as u8,
-            swept: 0,
+            listed: 0,
             rng,
         }
     }
@@ -61,8 +71,8 @@ impl Sampler {
         count: usize,
         max_listings: usize,
         known: impl Fn(&KeyHash) -> bool,
-    ) -> Result<Vec<Record>> {
-        let mut samples = Vec::with_capacity(count);
+    ) -> Result<Sample> {
+        let mut records = Vec::with_capacity(count);
         let mut offered = 0;
         let mut listings = 0;
         while offered < count {
@@ -75,7 +85,7 @@ impl Sampler {
                     listings += 1;
                     let shard = self.next;
                     self.next = self.next.wrapping_add(1);
-                    self.swept += 1;
+                    self.listed += 1;
                     let Some((dir, mut hashes)) = open_shard(cache, shard)? else {
                         continue;
                     };
@@ -91,16 +101,21 @@ impl Sampler {
             if let Some(hash) = listing.unsampled.pop() {
                 offered += 1;
                 if !known(&hash) {
-                    samples.extend(probe(&listing.dir, hash)?);
+                    records.extend(probe(&listing.dir, hash)?);
                 }
             }
         }
-        Ok(samples)
+        Ok(Sample { records, offered })
+    }
+
+    /// How many shards the sweep listed since the handle opened.
+    pub(crate) fn listed(&self) -> u64 {
+        self.listed
     }
 
     /// Whether the sweep went over every shard since the handle opened.
     pub(crate) fn swept_once(&self) -> bool {
-        self.swept >= SHARDS as u64
+        self.listed >= SHARDS as u64
     }
 
     /// Every entry of every shard, `stat`ed (for the evictor of a small
@@ -109,7 +124,7 @@ impl Sampler {
     /// # Errors
     /// An I/O error if a shard cannot be listed or an entry not `stat`ed.
     pub(crate) fn sample_everything(&mut self, cache: &CacheDir) -> Result<Vec<Record>> {
-        self.swept += SHARDS as u64;
+        self.listed += SHARDS as u64;
         let mut samples = Vec::new();
         for index in scan::shards(cache)? {
             if let Some((dir, hashes)) = open_shard(cache, index)? {
@@ -156,8 +171,9 @@ mod tests {
                     known.contains(hash)
                 })
                 .expect("candidates");
-            assert!(found.len() <= COUNT, "at most `count` names offered");
-            learned.extend(found.into_iter().map(|record| record.hash));
+            assert!(found.offered <= COUNT, "at most `count` names offered");
+            assert!(found.records.len() <= found.offered);
+            learned.extend(found.records.into_iter().map(|record| record.hash));
             calls += 1;
         }
         let unknown: BTreeSet<KeyHash> = keys
