@@ -8,6 +8,7 @@ use std::fs;
 use serde::Serialize;
 
 use crate::order::Survival;
+use crate::scale;
 use crate::systems::Kind;
 use crate::{PHASES, Settings};
 
@@ -365,29 +366,30 @@ fn targets(results: &Results) -> Vec<(String, f64, f64)> {
             s(scale, "insert, unbounded (same rounds)"),
             1.2,
         );
-        ratio(
-            &mut out,
-            format!("scale {scale}: evicting insert ≤ 1.25× (unbounded insert + unlink)"),
-            s(scale, "insert, bounded, at capacity (evicting)"),
-            s(
-                scale,
-                "floor of an evicting insert (unbounded insert + unlink)",
-            ),
-            1.25,
-        );
-        ratio(
-            &mut out,
-            format!("scale {scale}: evicting insert, swept handle ≤ 1.25× (insert + unlink)"),
-            s(
-                scale,
-                "insert, bounded, at capacity (evicting), swept handle",
-            ),
-            s(
-                scale,
-                "floor of an evicting insert (same rounds as the swept handle)",
-            ),
-            1.25,
-        );
+        for (victim, floor, floor_swept) in [
+            ("an old file", scale::OLD_FLOOR, scale::OLD_FLOOR_SWEPT),
+            ("a just-written file", scale::FLOOR, scale::FLOOR_SWEPT),
+        ] {
+            ratio(
+                &mut out,
+                format!("scale {scale}: evicting insert ≤ 1.25× (insert + unlink of {victim})"),
+                s(scale, "insert, bounded, at capacity (evicting)"),
+                s(scale, floor),
+                1.25,
+            );
+            ratio(
+                &mut out,
+                format!(
+                    "scale {scale}: evicting insert, swept handle ≤ 1.25× (insert + unlink of {victim})"
+                ),
+                s(
+                    scale,
+                    "insert, bounded, at capacity (evicting), swept handle",
+                ),
+                s(scale, floor_swept),
+                1.25,
+            );
+        }
     }
     ratio(
         &mut out,

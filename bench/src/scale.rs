@@ -9,6 +9,13 @@
 //! and at capacity (each evicts one entry) in interleaved rounds, then at
 //! capacity again once the evicting handle has swept the cache; then `clear`,
 //! and `rm -rf` of the copy.
+//!
+//! The floor of an evicting insert is an unbounded insert and one `unlink`,
+//! timed two ways: of a file written just before its round (beside the cache,
+//! as the evicting handle would find them gone in it), and of an old file —
+//! one of a tree shaped like a cache's (256 shard directories of entry-sized
+//! files), written before everything else — which is what an eviction
+//! unlinks: an entry nobody touched for a long time.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -80,6 +87,14 @@ pub fn run(settings: &Settings, results: &mut Results) {
     };
 
     wait_for_fast_creates(&probe, Duration::from_secs(60));
+    let old_victims = |n: usize| base.join(format!("n{n}-old-victims"));
+    let mut victims: Vec<OldVictims> = scales
+        .iter()
+        .map(|&n| {
+            eprintln!("bench: scale: writing old files for the floor at {n} entries");
+            OldVictims::write(&old_victims(n), old_victims_needed(n + SAMPLE))
+        })
+        .collect();
     for &n in &scales {
         eprintln!("bench: scale: populating {n} entries");
         let us = populate(&dir(n), n);
@@ -156,8 +171,9 @@ pub fn run(settings: &Settings, results: &mut Results) {
             vec![us],
         );
     }
-    for &n in &scales {
-        let rounds = bounded_inserts(&dir(n), n + SAMPLE);
+    for (&n, victims) in scales.iter().zip(victims.iter_mut()) {
+        let rounds = bounded_inserts(&dir(n), n + SAMPLE, victims);
+        let _ = std::fs::remove_dir_all(old_victims(n));
         // Means, not medians: the cost of a bounded write is amortized (a
         // recount pass lists thousands of names over some writes and none over
         // others), so that the rounds of one kind spread widely.
@@ -165,18 +181,14 @@ pub fn run(settings: &Settings, results: &mut Results) {
             ("insert, unbounded (same rounds)", rounds.unbounded),
             ("insert, bounded, below capacity", rounds.below),
             ("insert, bounded, at capacity (evicting)", rounds.at),
-            (
-                "floor of an evicting insert (unbounded insert + unlink)",
-                rounds.floor,
-            ),
+            (FLOOR, rounds.floor),
+            (OLD_FLOOR, rounds.old_floor),
             (
                 "insert, bounded, at capacity (evicting), swept handle",
                 rounds.at_swept,
             ),
-            (
-                "floor of an evicting insert (same rounds as the swept handle)",
-                rounds.floor_swept,
-            ),
+            (FLOOR_SWEPT, rounds.floor_swept),
+            (OLD_FLOOR_SWEPT, rounds.old_floor_swept),
         ] {
             figure(label(n), phase, mean(&times), times);
         }
@@ -200,13 +212,77 @@ pub fn run(settings: &Settings, results: &mut Results) {
     }
 }
 
+/// The floor of an evicting insert, unlinking a file written just before.
+pub(crate) const FLOOR: &str =
+    "floor of an evicting insert (unbounded insert + unlink of a just-written file)";
+/// The floor of an evicting insert, unlinking an old file.
+pub(crate) const OLD_FLOOR: &str =
+    "floor of an evicting insert (unbounded insert + unlink of an old file)";
+/// [`FLOOR`], in the swept handle's rounds.
+pub(crate) const FLOOR_SWEPT: &str = "floor, just-written file (same rounds as the swept handle)";
+/// [`OLD_FLOOR`], in the swept handle's rounds.
+pub(crate) const OLD_FLOOR_SWEPT: &str = "floor, old file (same rounds as the swept handle)";
+
 /// The kinds of insert the bounded rounds time.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Unbounded,
     Below,
     At,
+    /// Unbounded insert + unlink of a file written just before the round.
     Floor,
+    /// Unbounded insert + unlink of an old file ([`OldVictims`]).
+    OldFloor,
+}
+
+/// Files for the old-file floor's unlinks: written before the caches are
+/// populated, in 256 directories as a cache's entries are (consecutive files
+/// in different directories, as consecutive victims of an eviction are).
+struct OldVictims {
+    paths: Vec<PathBuf>,
+    next: usize,
+}
+
+impl OldVictims {
+    /// Writes `count` files of an entry's size in the tree `tree`.
+    fn write(tree: &Path, count: usize) -> Self {
+        let shards: Vec<PathBuf> = (0..=u8::MAX)
+            .map(|shard| tree.join(format!("{shard:02x}")))
+            .collect();
+        for shard in &shards {
+            std::fs::create_dir_all(shard).expect("old victims dir");
+        }
+        let paths = (0..count)
+            .map(|i| {
+                let path = shards[i % shards.len()].join(format!("{i:064x}"));
+                std::fs::write(&path, [b'.'; VICTIM_LEN]).expect("write an old victim");
+                path
+            })
+            .collect();
+        Self { paths, next: 0 }
+    }
+
+    /// The next `count` files, not unlinked yet.
+    fn take(&mut self, count: usize) -> &[PathBuf] {
+        let first = self.next;
+        self.next += count;
+        &self.paths[first..self.next]
+    }
+}
+
+/// The size of a victim file: an entry of a 100-byte value and its key.
+const VICTIM_LEN: usize = 170;
+
+/// Inserts per round of the swept handle's rounds, in a cache of `entries`:
+/// together they span a recount cycle (a pass every `entries / 2` writes at
+/// capacity), so that their mean carries one pass's listings.
+fn swept_chunk(entries: usize) -> usize {
+    (entries / 2).div_ceil(BOUNDED_ROUNDS).max(BOUNDED_CHUNK)
+}
+
+/// Old files the old-file floor unlinks in a cache of `entries`.
+fn old_victims_needed(entries: usize) -> usize {
+    BOUNDED_ROUNDS * (BOUNDED_CHUNK + swept_chunk(entries))
 }
 
 /// µs per insert of each round, by kind: first while the evicting handle is
@@ -217,8 +293,10 @@ struct BoundedRounds {
     below: Vec<f64>,
     at: Vec<f64>,
     floor: Vec<f64>,
+    old_floor: Vec<f64>,
     at_swept: Vec<f64>,
     floor_swept: Vec<f64>,
+    old_floor_swept: Vec<f64>,
 }
 
 impl BoundedRounds {
@@ -229,15 +307,17 @@ impl BoundedRounds {
             (Kind::Below, _) => &mut self.below,
             (Kind::At, false) => &mut self.at,
             (Kind::Floor, false) => &mut self.floor,
+            (Kind::OldFloor, false) => &mut self.old_floor,
             (Kind::At, true) => &mut self.at_swept,
             (Kind::Floor, true) => &mut self.floor_swept,
+            (Kind::OldFloor, true) => &mut self.old_floor_swept,
         };
         row.push(us);
     }
 }
 
 /// The handles and files the bounded rounds use.
-struct BoundedHandles {
+struct BoundedHandles<'v> {
     unbounded: FileStore,
     below: FileStore,
     at: FileStore,
@@ -246,9 +326,10 @@ struct BoundedHandles {
     victims_dir: PathBuf,
     /// Victim files made so far.
     victims_made: usize,
+    old_victims: &'v mut OldVictims,
 }
 
-impl BoundedHandles {
+impl BoundedHandles<'_> {
     /// Times one round of `kind`'s inserts of `keys`; µs per insert. Each
     /// kind's new keys but the evicting ones are removed again (untimed).
     fn round(&mut self, kind: Kind, keys: &[usize]) -> f64 {
@@ -262,19 +343,9 @@ impl BoundedHandles {
             }),
             Kind::Floor => {
                 let victims = self.make_victims(keys.len());
-                let us = per_op(keys.len(), |j| {
-                    self.unbounded
-                        .insert(&fresh_key("floor", keys[j]), &value(j), Expiry::Never)
-                        .expect("insert");
-                    std::fs::remove_file(&victims[j]).expect("unlink a victim");
-                });
-                for &i in keys {
-                    self.unbounded
-                        .remove(&fresh_key("floor", i))
-                        .expect("remove");
-                }
-                us
+                floor_round(&self.unbounded, keys, &victims)
             }
+            Kind::OldFloor => floor_round(&self.unbounded, keys, self.old_victims.take(keys.len())),
         }
     }
 
@@ -285,7 +356,7 @@ impl BoundedHandles {
         (first..self.victims_made)
             .map(|i| {
                 let path = self.victims_dir.join(format!("{i:064x}"));
-                std::fs::write(&path, [b'.'; 170]).expect("write a victim");
+                std::fs::write(&path, [b'.'; VICTIM_LEN]).expect("write a victim");
                 path
             })
             .collect()
@@ -297,12 +368,12 @@ impl BoundedHandles {
 /// through an unbounded handle; through a handle limited to ten times the
 /// entries (a bounded insert below capacity); through a handle limited to the
 /// entries (each insert evicts one); and the floor of an evicting insert — an
-/// unbounded insert and the `unlink` of an old entry file. The kinds go first
-/// in turn. Then the evicting handle goes on (untimed) until its sweep has
+/// unbounded insert and the `unlink` of a file written just before, or of one
+/// of `old_victims` (see the module docs). The kinds go first in turn. Then the evicting handle goes on (untimed) until its sweep has
 /// gone over the whole cache, as a long-lived handle's has, and its inserts
 /// are timed again, in rounds interleaved with the floor's that together
 /// span one recount cycle.
-fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
+fn bounded_inserts(dir: &Path, entries: usize, old_victims: &mut OldVictims) -> BoundedRounds {
     let limited = |limit: Option<usize>| Options {
         max_entries: limit.map(|limit| limit as u64),
         ..Options::default()
@@ -315,6 +386,7 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
         at: FileStore::open(dir, limited(Some(entries))).expect("open bounded"),
         victims_dir: victims_dir.clone(),
         victims_made: 0,
+        old_victims,
     };
     // Untimed: the first writes bring the cache to its limit (the first census
     // of a large cache is an extrapolation, off by a percent or so).
@@ -330,7 +402,13 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
         let keys: Vec<usize> = (round * BOUNDED_CHUNK..(round + 1) * BOUNDED_CHUNK).collect();
         // The kinds take turns going first: on a disk, the removals after one
         // kind's round slow the next kind's creates down.
-        let mut kinds = [Kind::Unbounded, Kind::Below, Kind::At, Kind::Floor];
+        let mut kinds = [
+            Kind::Unbounded,
+            Kind::Below,
+            Kind::At,
+            Kind::Floor,
+            Kind::OldFloor,
+        ];
         let turns = kinds.len();
         kinds.rotate_left(round % turns);
         for kind in kinds {
@@ -350,14 +428,12 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
             .insert(&fresh_key("sweep", j), &value(j), Expiry::Never)
             .expect("insert");
     }
-    // The swept rounds span a recount cycle (a pass every `entries / 2`
-    // writes at capacity), so that their mean carries one pass's listings.
-    let swept_chunk = (entries / 2).div_ceil(BOUNDED_ROUNDS).max(BOUNDED_CHUNK);
+    let swept_chunk = swept_chunk(entries);
     let swept_keys = BOUNDED_ROUNDS * BOUNDED_CHUNK;
     for round in 0..BOUNDED_ROUNDS {
         let first = swept_keys + round * swept_chunk;
         let keys: Vec<usize> = (first..first + swept_chunk).collect();
-        let mut kinds = [Kind::At, Kind::Floor];
+        let mut kinds = [Kind::At, Kind::Floor, Kind::OldFloor];
         let turns = kinds.len();
         kinds.rotate_left(round % turns);
         for kind in kinds {
@@ -367,6 +443,22 @@ fn bounded_inserts(dir: &Path, entries: usize) -> BoundedRounds {
     drop(handles);
     let _ = std::fs::remove_dir_all(&victims_dir);
     rounds
+}
+
+/// Times inserts of `keys` through the unbounded `store`, each followed by the
+/// `unlink` of one of `victims`; then removes the keys again (untimed). µs per
+/// insert.
+fn floor_round(store: &FileStore, keys: &[usize], victims: &[PathBuf]) -> f64 {
+    let us = per_op(keys.len(), |j| {
+        store
+            .insert(&fresh_key("floor", keys[j]), &value(j), Expiry::Never)
+            .expect("insert");
+        std::fs::remove_file(&victims[j]).expect("unlink a victim");
+    });
+    for &i in keys {
+        store.remove(&fresh_key("floor", i)).expect("remove");
+    }
+    us
 }
 
 /// A new key of a bounded round.
