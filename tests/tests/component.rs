@@ -101,6 +101,37 @@ fn discarded_instances_below_the_limit_leave_an_exact_count() {
     assert_eq!(counted, REQUESTS as i64 + 1, "counted exactly");
 }
 
+/// Below capacity, a request that replaces an entry and is discarded leaves
+/// no reservation behind: it added no entry, so nothing is counted for it once
+/// the lease is over (a reservation taken for it would be counted as an entry
+/// that is not there, one per request, never recounted by per-request
+/// handles: the cache would shrink as it is updated).
+#[test]
+fn discarded_instances_that_replace_entries_leave_an_exact_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut filler = runtime().open(dir.path(), &bounded()).expect("open");
+    for i in 0..REQUESTS / 2 {
+        filler
+            .insert(&format!("old {i}"), b"value", Expiry::Never)
+            .expect("insert");
+    }
+    drop(filler);
+    for i in 0..REQUESTS {
+        let mut cache = runtime().open(dir.path(), &bounded()).expect("open");
+        cache
+            .insert(
+                &format!("old {}", i % (REQUESTS / 2)),
+                b"new value",
+                Expiry::Never,
+            )
+            .expect("insert");
+        cache.discard();
+    }
+    let (on_disk, counted) = one_closed_write_after_the_lease(dir.path());
+    assert_eq!(on_disk, REQUESTS / 2 + 1, "nothing evicted");
+    assert_eq!(counted, (REQUESTS / 2 + 1) as i64, "counted exactly");
+}
+
 /// A request that removes a key and is discarded: its removal is counted all
 /// the same, so the room it made is there for the next writers (a removal
 /// kept unreported would be lost with the instance, and the count, never

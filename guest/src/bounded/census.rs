@@ -472,10 +472,13 @@ impl Census {
     }
 
     /// The reservation to hold: [`Census::next_reservation`] where limited,
-    /// or `growth` if larger.
+    /// or `growth` if larger — except where the handle holds none and the
+    /// write at hand adds none (a replacement adds no entry): it reserves
+    /// nothing there, so that a handle that goes away unreported after
+    /// such writes leaves nothing to be counted.
     fn reservation_for(&self, growth: Size) -> Size {
-        let amount = |every: i64, next: i64, growth: i64| {
-            if every == i64::MAX {
+        let amount = |every: i64, next: i64, growth: i64, held: i64| {
+            if every == i64::MAX || (growth <= 0 && held <= 0) {
                 0
             } else {
                 next.min(every).max(growth)
@@ -486,11 +489,13 @@ impl Census {
                 self.flush_every.entries,
                 self.next_reservation.entries,
                 growth.entries,
+                self.reserved.entries,
             ),
             bytes: amount(
                 self.flush_every.bytes,
                 self.next_reservation.bytes,
                 growth.bytes,
+                self.reserved.bytes,
             ),
         }
     }

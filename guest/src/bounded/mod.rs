@@ -25,12 +25,14 @@
 //! adds its changes, renews its reservation of the next entries — one at its
 //! first report, twice as many at each report after, up to `F` (bytes alike:
 //! the size of the first entry, doubling up to `F` bytes of the byte limit; at
-//! least the entry about to be written) — or gives it up, when dropped — and
-//! replaces the file. A write that would take the cache over a limit needs no
-//! reservation: the handle evicts first to make room for it, so its growth
-//! stays nil. So a handle that goes away without reporting — killed, or in an
-//! instance its host throws away after a request — leaves behind a
-//! reservation of about what it wrote, never of growth that did not happen,
+//! least the entry about to be written; nothing where it holds none and the
+//! write adds none) — or gives it up, when dropped — and replaces the file.
+//! A write beyond its reservation first `stat`s its entry: a replacement adds
+//! no entry, so it reserves no entry. A write that would take the cache over
+//! a limit needs no reservation: the handle evicts first to make room for it,
+//! so its growth stays nil. So a handle that goes away without reporting —
+//! killed, or in an instance its host throws away after a request — leaves
+//! behind a reservation of about what it wrote, never of growth that did not happen,
 //! and has reported about half of what it removed at least (all of it, if it
 //! removed one entry).
 //!
@@ -368,12 +370,14 @@ impl Evictor {
 
     /// Before writing an entry file of `size` bytes: makes sure the growth it
     /// may add is counted (see the module docs); what it evicted. Within the
-    /// handle's reservation there is nothing to do. Where the write would take
-    /// the cache over a limit — `replaced` says the size of the entry it
-    /// replaces, if any — evictions pay for it first, so it needs no
-    /// reservation: the handle's growth stays nil, and a handle that goes
-    /// away without reporting leaves nothing to count. Else (or if nothing
-    /// could be evicted) the handle reserves more.
+    /// handle's reservation there is nothing to do. Beyond it, `replaced` says
+    /// (one `stat`) the size of the entry the write replaces, if any: a
+    /// replacement adds no entry, so it reserves none — a handle that goes
+    /// away without reporting after replacing an entry leaves nothing to be
+    /// counted as one. Where the write would take the cache over a limit,
+    /// evictions pay for it first, so it needs no reservation: the handle's
+    /// growth stays nil. Else (or if nothing could be evicted) the handle
+    /// reserves more.
     pub(crate) fn before_write(
         &self,
         size: u64,
@@ -384,14 +388,17 @@ impl Evictor {
         if state.census.covers(growth) {
             return Removed::default();
         }
+        if let Some(old) = replaced() {
+            growth = Size {
+                entries: 0,
+                bytes: growth.bytes - i64::try_from(old).unwrap_or(i64::MAX),
+            };
+            if state.census.covers(growth) {
+                return Removed::default();
+            }
+        }
         let mut removed = Removed::default();
         if self.over(state.census.size_with_reservations().plus(growth)) {
-            if let Some(old) = replaced() {
-                growth = Size {
-                    entries: 0,
-                    bytes: growth.bytes - i64::try_from(old).unwrap_or(i64::MAX),
-                };
-            }
             let over_after_write =
                 |census: &Census| self.over(census.size_with_reservations().plus(growth));
             // Best effort: what is not evicted now is evicted after the write.
@@ -722,6 +729,63 @@ mod tests {
         assert_eq!(first.evicted, 1, "room made before the write");
         let state = evictor.lock();
         assert!(state.index.len() < FIRST_CHOICE_NAMES, "a sample learned");
+    }
+
+    /// A fresh handle whose write replaces an entry reserves nothing: were it
+    /// discarded unclosed (a per-request instance), a reservation would be
+    /// counted as an entry that is not there. A new key reserves its entry.
+    #[test]
+    fn a_replacement_reserves_no_entry() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = || Options {
+            max_entries: Some(1000),
+            ..Options::default()
+        };
+        let filler = crate::FileStore::open(dir.path(), options()).expect("open");
+        filler
+            .insert("k", b"v", crate::Expiry::Never)
+            .expect("insert");
+        drop(filler);
+        let reserved = || {
+            crate::testing::census(dir.path())
+                .expect("a census")
+                .reservations
+                .len()
+        };
+        let replacing = crate::FileStore::open(dir.path(), options()).expect("open");
+        replacing
+            .insert("k", b"new value", crate::Expiry::Never)
+            .expect("insert");
+        assert_eq!(reserved(), 0, "a replacement reserves nothing");
+        let adding = crate::FileStore::open(dir.path(), options()).expect("open");
+        adding
+            .insert("new", b"v", crate::Expiry::Never)
+            .expect("insert");
+        assert_eq!(reserved(), 1, "a new key reserves its entry");
+        // With a byte limit too, a larger value reserves its bytes, no entry.
+        let both = crate::FileStore::open(
+            dir.path(),
+            Options {
+                max_bytes: Some(1 << 20),
+                ..options()
+            },
+        )
+        .expect("open");
+        both.insert("k", &[7; 500], crate::Expiry::Never)
+            .expect("insert");
+        let census = crate::testing::census(dir.path()).expect("a census");
+        let held: Vec<(i64, bool)> = census
+            .reservations
+            .iter()
+            .map(|reservation| (reservation.entries, reservation.bytes > 0))
+            .collect();
+        assert!(
+            held.contains(&(0, true)),
+            "bytes reserved, no entry: {held:?}"
+        );
+        std::mem::forget(replacing);
+        std::mem::forget(adding);
+        std::mem::forget(both);
     }
 
     #[test]
