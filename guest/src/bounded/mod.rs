@@ -657,27 +657,35 @@ mod tests {
     /// A handle that writes once into a full small cache — a per-request
     /// instance — learns a sample to choose its victim, not the whole cache;
     /// at its second choice it learns everything.
-    #[test]
-    fn a_first_choice_in_a_small_cache_samples_and_the_second_learns_all() {
-        const LIMIT: u64 = 500;
+    /// A cache limited to as many entries as `keys`, filled with them by a
+    /// handle that closes, and a fresh handle's evictor on it.
+    fn full_cache_and_a_fresh_evictor(keys: &[String]) -> (tempfile::TempDir, Evictor) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let options = || Options {
-            max_entries: Some(LIMIT),
+        let options = Options {
+            max_entries: Some(keys.len() as u64),
             ..Options::default()
         };
-        let filler = crate::FileStore::open(dir.path(), options()).expect("open");
-        for i in 0..LIMIT {
+        let filler = crate::FileStore::open(dir.path(), options.clone()).expect("open");
+        for key in keys {
             filler
-                .insert(&format!("k{i}"), b"v", crate::Expiry::Never)
+                .insert(key, b"v", crate::Expiry::Never)
                 .expect("insert");
         }
         drop(filler);
         let cache = Arc::new(
             CacheDir::open(dir.path(), crate::platform::Access::Private).expect("open cache dir"),
         );
-        let evictor = Evictor::open(&options(), &cache)
+        let evictor = Evictor::open(&options, &cache)
             .expect("open")
             .expect("bounded");
+        (dir, evictor)
+    }
+
+    #[test]
+    fn a_first_choice_in_a_small_cache_samples_and_the_second_learns_all() {
+        const LIMIT: u64 = 500;
+        let keys: Vec<String> = (0..LIMIT).map(|i| format!("k{i}")).collect();
+        let (_dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
         let first = evictor.before_write(100, || None);
         assert_eq!(first.evicted, 1, "room made before the write");
         {
@@ -700,31 +708,14 @@ mod tests {
     /// almost surely empty.
     #[test]
     fn a_first_choice_that_finds_empty_shards_lists_on() {
-        const LIMIT: u64 = 20;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = || Options {
-            max_entries: Some(LIMIT),
-            ..Options::default()
-        };
+        const LIMIT: usize = 20;
         let one_shard = KeyHash::of("k0").shard();
         let keys: Vec<String> = (0..)
             .map(|i| format!("k{i}"))
             .filter(|key| KeyHash::of(key).shard() == one_shard)
-            .take(LIMIT as usize)
+            .take(LIMIT)
             .collect();
-        let filler = crate::FileStore::open(dir.path(), options()).expect("open");
-        for key in &keys {
-            filler
-                .insert(key, b"v", crate::Expiry::Never)
-                .expect("insert");
-        }
-        drop(filler);
-        let cache = Arc::new(
-            CacheDir::open(dir.path(), crate::platform::Access::Private).expect("open cache dir"),
-        );
-        let evictor = Evictor::open(&options(), &cache)
-            .expect("open")
-            .expect("bounded");
+        let (_dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
         let first = evictor.before_write(100, || None);
         assert_eq!(first.evicted, 1, "room made before the write");
         let state = evictor.lock();
