@@ -244,6 +244,45 @@ fn keys_lists_every_live_key_and_limits_evict() {
     assert!(text(&bad.stderr).contains("--max-entries"));
 }
 
+/// Each command is a bounded handle that writes once: none lives to recount,
+/// so entries written without a limit stay out of the shared count until
+/// `recount` corrects it; the next bounded write then evicts the excess.
+#[test]
+fn recount_corrects_what_short_lived_writers_never_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let bounded = |args: &[&str]| {
+        let mut all = vec!["--max-entries", "10"];
+        all.extend_from_slice(args);
+        run(d, &all, b"")
+    };
+    for i in 0..15 {
+        let key = format!("k{i}");
+        let limit: &[&str] = if i < 10 {
+            &["--max-entries", "10"]
+        } else {
+            &[]
+        };
+        let mut args = limit.to_vec();
+        args.extend(["insert", key.as_str(), "v"]);
+        assert!(run(d, &args, b"").status.success());
+    }
+    assert_eq!(text(&bounded(&["size"]).stdout), "10\n", "the drift");
+    assert_eq!(text(&run(d, &["size"], b"").stdout), "15\n");
+    let recount = bounded(&["recount"]);
+    assert_eq!(
+        (recount.status.code(), text(&recount.stdout)),
+        (Some(0), "15\n".to_owned())
+    );
+    assert_eq!(text(&bounded(&["size"]).stdout), "15\n", "corrected");
+    assert!(bounded(&["insert", "new", "v"]).status.success());
+    assert_eq!(
+        text(&run(d, &["size"], b"").stdout),
+        "10\n",
+        "excess evicted"
+    );
+}
+
 /// The native command makes private caches too, and `--group-shared` opts out
 /// (Unix modes: there are none to check elsewhere).
 #[cfg(unix)]

@@ -171,6 +171,43 @@ fn wasm_cli_under_wasmtime_shares_the_directory_with_native() {
     assert_eq!(native.approx_size().expect("size"), 0);
 }
 
+/// `recount` under wasmtime — what a host that instantiates per request runs
+/// now and then, since its short-lived handles never recount: entries written
+/// without a limit are counted, and the shared count is corrected.
+#[test]
+fn wasm_cli_recount_corrects_the_shared_count() {
+    let Some(wasmtime) = wasmtime() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let bounded = Options {
+        max_entries: Some(20),
+        ..Options::default()
+    };
+    let filler = FileStore::open(data, bounded).expect("open");
+    for i in 0..20 {
+        filler
+            .insert(&format!("k{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    drop(filler);
+    let unbounded = FileStore::open(data, Options::default()).expect("open");
+    for i in 0..8 {
+        unbounded
+            .insert(&format!("u{i}"), b"v", Expiry::Never)
+            .expect("insert");
+    }
+    let counted = || filecache::testing::census(data).expect("a census").entries;
+    assert_eq!(counted(), 20, "the drift");
+    let out = run_cli(&wasmtime, data, &["--max-entries", "20", "recount"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout(&out), "28\n");
+    assert_eq!(counted(), 28, "corrected");
+}
+
 #[test]
 fn wasm_cli_reports_usage_and_failures_with_exit_codes() {
     let Some(wasmtime) = wasmtime() else { return };

@@ -273,6 +273,29 @@ impl Census {
         Ok(())
     }
 
+    /// Recounts the cache at once, in a whole pass over the shards, and
+    /// corrects the census file by it — whatever the drift, without waiting
+    /// for a second pass to confirm it (see the module docs of
+    /// [`crate::bounded`]); the size it counted.
+    ///
+    /// # Errors
+    /// An I/O error if the census cannot be read or replaced or a shard
+    /// listed; [`crate::Error::Busy`] if the census lock stays taken.
+    pub(crate) fn recount_now(&mut self, cache: &CacheDir) -> Result<Size> {
+        if let Some(record) = read_census(cache)? {
+            self.take_shared(record);
+        }
+        let known = Known {
+            reported: &self.shared,
+            pending: &self.pending_by_shard,
+        };
+        let with_bytes = self.flush_every.bytes != i64::MAX;
+        let recounted = self.recount.whole_pass_now(cache, known, with_bytes)?;
+        self.recounted = Some(recounted);
+        self.flush_holding(cache, Hold::Keep)?;
+        Ok(recounted.size)
+    }
+
     /// After a removal: reports pending changes if it is time, as after a
     /// write, so that a handle that only removes is seen shrinking the cache.
     pub(crate) fn after_remove(&mut self, cache: &CacheDir) {
@@ -386,12 +409,12 @@ impl Census {
             if let Some(recounted) = recounted
                 && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
             {
-                let mut drift = drift_beyond_tolerance(record, recounted.size);
+                let mut drift = drift_beyond_tolerance(record, recounted.size, !recounted.asked);
                 if !recounted.with_bytes {
                     drift.bytes = 0;
                 }
                 drift_seen = Some(drift);
-                let correction = if record.extrapolated {
+                let correction = if record.extrapolated || recounted.asked {
                     drift
                 } else {
                     confirmed(last_drift, drift)
@@ -540,11 +563,12 @@ fn count_abandoned_reservations(record: &mut CensusRecord, now: u64, lease: Dura
 /// What to add to the shared count `record` (pending changes included) to
 /// bring it to `recounted`: nothing if they are within the tolerated drift —
 /// unless `record` is an extrapolated first count, which a complete recount
-/// replaces however close they are.
-fn drift_beyond_tolerance(record: &CensusRecord, recounted: Size) -> Size {
+/// replaces however close they are, or the recount was asked for
+/// (`tolerate` false).
+fn drift_beyond_tolerance(record: &CensusRecord, recounted: Size, tolerate: bool) -> Size {
     let drift = |counted: i64, recounted: i64, tolerated: f64, floor: f64| {
         let drift = recounted.wrapping_sub(counted);
-        if record.extrapolated {
+        if record.extrapolated || !tolerate {
             return drift;
         }
         if drift.unsigned_abs() as f64 > (counted.unsigned_abs() as f64 * tolerated).max(floor) {

@@ -462,6 +462,15 @@ impl Evictor {
         state.index.clear();
     }
 
+    /// Recounts the cache now and corrects the shared count by it; the
+    /// entries and bytes counted (see [`crate::FileStore::recount`]).
+    ///
+    /// # Errors
+    /// As [`Census::recount_now`].
+    pub(crate) fn recount(&self) -> Result<Size> {
+        self.lock().census.recount_now(&self.cache)
+    }
+
     /// The number of entries and bytes this handle takes the cache to hold.
     pub(crate) fn estimate(&self) -> Size {
         self.lock().census.size()
@@ -777,6 +786,43 @@ mod tests {
         std::mem::forget(replacing);
         std::mem::forget(adding);
         std::mem::forget(both);
+    }
+
+    /// Entries written by a handle without a limit are out of the shared
+    /// count, and where no bounded handle writes long enough to recount (a
+    /// host that instantiates per request) nothing corrects that: a recount
+    /// asked for does, at once, and the next bounded write evicts the excess.
+    #[test]
+    fn an_asked_recount_corrects_a_drift_at_once() {
+        const LIMIT: u64 = 100;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bounded = || Options {
+            max_entries: Some(LIMIT),
+            ..Options::default()
+        };
+        let open = |options: Options| crate::FileStore::open(dir.path(), options).expect("open");
+        let insert = |store: &crate::FileStore, key: String| {
+            store
+                .insert(&key, b"v", crate::Expiry::Never)
+                .expect("insert");
+        };
+        let filler = open(bounded());
+        (0..LIMIT).for_each(|i| insert(&filler, format!("k{i}")));
+        drop(filler);
+        let unbounded = open(Options::default());
+        (0..30).for_each(|i| insert(&unbounded, format!("u{i}")));
+        let on_disk = || unbounded.approx_size().expect("scan");
+        for i in 0..5 {
+            insert(&open(bounded()), format!("request {i}"));
+        }
+        assert_eq!(on_disk(), LIMIT + 30, "the drift stays");
+        let counter = open(bounded());
+        assert_eq!(counter.approx_size().expect("size"), LIMIT);
+        assert_eq!(counter.recount().expect("recount"), LIMIT + 30);
+        assert_eq!(counter.approx_size().expect("size"), LIMIT + 30);
+        drop(counter);
+        insert(&open(bounded()), "after the recount".into());
+        assert_eq!(on_disk(), LIMIT, "the excess evicted");
     }
 
     #[test]

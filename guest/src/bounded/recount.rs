@@ -55,6 +55,29 @@ struct Pass {
     started_ms: u64,
 }
 
+impl Pass {
+    /// The outcome of the pass, complete: each shard's count, plus the
+    /// changes to that shard the handle came to know of since it was listed
+    /// (its own, and those others reported).
+    fn recounted(&self, known: Known<'_>, with_bytes: bool, asked: bool) -> Recounted {
+        let mut size = Size::default();
+        for (shard, count) in self.counts.iter().enumerate() {
+            let since = known.changes(shard).plus(count.changes_then.negated());
+            let counted = Size {
+                entries: count.entries as i64,
+                bytes: count.bytes as i64,
+            };
+            size = size.plus(counted).plus(since);
+        }
+        Recounted {
+            size,
+            with_bytes,
+            started_ms: self.started_ms,
+            asked,
+        }
+    }
+}
+
 /// The outcome of a complete pass, waiting for the next flush to be compared
 /// with the shared count.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +88,10 @@ pub(crate) struct Recounted {
     pub with_bytes: bool,
     /// Unix ms when the pass began.
     pub started_ms: u64,
+    /// Whether the user asked for it ([`Recount::whole_pass_now`]): its
+    /// drift is corrected whatever its size, without waiting for a second
+    /// pass to confirm it.
+    pub asked: bool,
 }
 
 /// A handle's recounts: the pass under way, and when the next one starts.
@@ -131,35 +158,56 @@ impl Recount {
             (self.pass_spread / entries).clamp(PASS_NAMES_PER_WRITE, RECOUNT_NAMES_PER_WRITE);
         pass.credit += names_per_write as i64;
         while pass.counts.len() < SHARDS && pass.credit > 0 {
-            let shard = pass.counts.len();
-            let (entries, bytes) = count_shard(cache, shard as u8, &mut self.rng, with_bytes)?;
-            pass.credit -= entries as i64;
-            pass.counts.push(ShardCount {
-                entries,
-                bytes,
-                changes_then: known.changes(shard),
-            });
+            let listed = self.list_next_shard(cache, &mut pass, known, with_bytes)?;
+            pass.credit -= listed as i64;
         }
         if pass.counts.len() < SHARDS {
             self.pass = Some(pass);
             return Ok(None);
         }
-        // Each shard's count, plus the changes to that shard the handle came
-        // to know of since it was listed: its own, and those others reported.
-        let mut size = Size::default();
-        for (shard, count) in pass.counts.iter().enumerate() {
-            let since = known.changes(shard).plus(count.changes_then.negated());
-            let counted = Size {
-                entries: count.entries as i64,
-                bytes: count.bytes as i64,
-            };
-            size = size.plus(counted).plus(since);
+        Ok(Some(pass.recounted(known, with_bytes, false)))
+    }
+
+    /// A whole pass at once, whatever the pace (the user asked for it: see
+    /// [`crate::FileStore::recount`]); a pass under way is dropped.
+    ///
+    /// # Errors
+    /// An I/O error if a shard cannot be listed.
+    pub(crate) fn whole_pass_now(
+        &mut self,
+        cache: &CacheDir,
+        known: Known<'_>,
+        with_bytes: bool,
+    ) -> Result<Recounted> {
+        self.pass = None;
+        self.writes_since_pass = 0;
+        let mut pass = Pass {
+            counts: Vec::with_capacity(SHARDS),
+            credit: 0,
+            started_ms: now_ms(),
+        };
+        while pass.counts.len() < SHARDS {
+            self.list_next_shard(cache, &mut pass, known, with_bytes)?;
         }
-        Ok(Some(Recounted {
-            size,
-            with_bytes,
-            started_ms: pass.started_ms,
-        }))
+        Ok(pass.recounted(known, with_bytes, true))
+    }
+
+    /// Lists the next shard of `pass`; the names it listed.
+    fn list_next_shard(
+        &mut self,
+        cache: &CacheDir,
+        pass: &mut Pass,
+        known: Known<'_>,
+        with_bytes: bool,
+    ) -> Result<u64> {
+        let shard = pass.counts.len();
+        let (entries, bytes) = count_shard(cache, shard as u8, &mut self.rng, with_bytes)?;
+        pass.counts.push(ShardCount {
+            entries,
+            bytes,
+            changes_then: known.changes(shard),
+        });
+        Ok(entries)
     }
 
     /// Drops the pass under way (after `clear`).

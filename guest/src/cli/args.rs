@@ -25,6 +25,7 @@ commands:
   keys                    print every live key, one per line
   clear                   remove every entry
   size                    print the number of entries
+  recount                 count the entries and correct a bounded cache's shared count
   stats [--json]          print counters and sizes
 
 options:
@@ -86,6 +87,10 @@ const COMMAND_HELP: &[(&str, &str)] = &[
         "usage: filecache-cli --dir DIR size\nPrints the number of entries (a bounded cache answers from its shared count).\n",
     ),
     (
+        "recount",
+        "usage: filecache-cli --dir DIR --max-entries N [--max-bytes N] recount\nCounts the entries, listing every shard, and prints the number. With the cache's limits,\nalso corrects the count its bounded handles share: they recount on their own only after\nthousands of writes each, so where every writer is short-lived (a request, a command),\nrun this now and then.\n",
+    ),
+    (
         "stats",
         "usage: filecache-cli --dir DIR stats [--json]\nPrints the entries and bytes on disk and this command's counters.\n",
     ),
@@ -123,6 +128,8 @@ pub enum Command {
     Clear,
     /// `size`.
     Size,
+    /// `recount`.
+    Recount,
     /// `stats [--json]`; true for JSON.
     Stats(bool),
 }
@@ -267,6 +274,7 @@ pub fn plan(args: &[String]) -> Result<Invocation, String> {
         ("keys", 0) => Command::Keys,
         ("clear", 0) => Command::Clear,
         ("size", 0) => Command::Size,
+        ("recount", 0) => Command::Recount,
         ("stats", 0) => Command::Stats(words.json),
         (_, count) => return Err(format!("`{name}` does not take {count} operand(s)")),
     };

@@ -121,6 +121,7 @@ fn perform<I: Read, O: Write, E: Write>(
         }
         Command::Clear => cache.clear()?,
         Command::Size => writeln!(out, "{}", cache.approx_size()?)?,
+        Command::Recount => writeln!(out, "{}", cache.recount()?)?,
         Command::Stats(json) => write_stats(out, &cache.stats()?, json)?,
     }
     Ok(EXIT_OK)
