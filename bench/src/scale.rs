@@ -4,8 +4,11 @@
 //! against `rm -rf` of an identical tree.
 //!
 //! Order, so that deletions (which slow the next creates down on ext4 for
-//! minutes) come last: populate every tree; then per scale the reads, the
-//! approximate size and the unbounded inserts; then the bounded inserts, below
+//! minutes) come late: populate every tree; then the reads, the approximate
+//! size and the unbounded inserts (reads and inserts in rounds interleaved
+//! over the scales; every insert round but the last removes its keys again,
+//! so each scale's rounds after the first follow deletions alike); then the
+//! bounded inserts, below
 //! and at capacity (each evicts one entry) in interleaved rounds, then at
 //! capacity again once the evicting handle has swept the cache; then `clear`,
 //! and `rm -rf` of the copy.
@@ -29,6 +32,8 @@ use crate::report::{Figure, Results};
 
 /// Operations timed per phase.
 const SAMPLE: usize = 10_000;
+/// Rounds of unbounded inserts, interleaved over the scales.
+const INSERT_ROUNDS: usize = 3;
 /// Untimed inserts into a bounded cache before its inserts at capacity are timed.
 const WARM_UP: usize = 5_000;
 /// Rounds of bounded inserts below and at capacity, interleaved.
@@ -150,12 +155,30 @@ pub fn run(settings: &Settings, results: &mut Results) {
             store.approx_size().expect("size");
         });
         figure(label(n), "approx-size (whole scan)", us, vec![us]);
-        let us = per_op(SAMPLE, |j| {
-            store
-                .insert(&key(n + j), &value(j), Expiry::Never)
-                .expect("insert");
-        });
-        figure(label(n), "insert", us, vec![us]);
+    }
+    // Inserts: three rounds, interleaved over the scales, the median kept.
+    // Each round but the last removes its keys again (untimed), so that every
+    // tree ends with `SAMPLE` entries more, as the bounded rounds expect.
+    let mut inserts: Vec<Vec<f64>> = vec![Vec::new(); scales.len()];
+    for round in 0..INSERT_ROUNDS {
+        for (times, &n) in inserts.iter_mut().zip(&scales) {
+            let store = FileStore::open(dir(n), Options::default()).expect("open");
+            times.push(per_op(SAMPLE, |j| {
+                store
+                    .insert(&key(n + j), &value(j), Expiry::Never)
+                    .expect("insert");
+            }));
+            if round + 1 < INSERT_ROUNDS {
+                for j in 0..SAMPLE {
+                    store.remove(&key(n + j)).expect("remove");
+                }
+            }
+        }
+    }
+    for (times, &n) in inserts.into_iter().zip(&scales) {
+        figure(label(n), "insert", median(&times), times);
+    }
+    for &n in &scales {
         let bounded = Options {
             max_entries: Some(10 * n as u64),
             ..Options::default()
