@@ -308,10 +308,10 @@ impl FileStore {
     /// An I/O error if a directory cannot be read or the census not replaced;
     /// [`Error::Busy`] if the census lock stays taken.
     pub fn recount(&self) -> Result<u64> {
-        if let Some(evictor) = &self.evictor {
-            return Ok(evictor.recount()?.entries.max(0).unsigned_abs());
+        match &self.evictor {
+            Some(evictor) => Ok(evictor.recount()?.entries.max(0).unsigned_abs()),
+            None => self.approx_size(), // a scan
         }
-        Ok(scan::totals(&self.cache, false)?.entries)
     }
 
     /// This handle's counters, and the entries and bytes on disk now.

@@ -51,11 +51,11 @@ fn discarded_requests(dir: &Path) {
     }
 }
 
-/// Fills the cache at `dir` to its limit with keys `old 0`, `old 1`, …, through
+/// Writes `count` keys `old 0`, `old 1`, … into the cache at `dir`, through
 /// a handle that closes.
-fn fill_to_the_limit(dir: &Path) {
+fn fill_with_old_keys(dir: &Path, count: usize) {
     let mut filler = runtime().open(dir, &bounded()).expect("open");
-    for i in 0..LIMIT {
+    for i in 0..count {
         filler
             .insert(&format!("old {i}"), b"value", Expiry::Never)
             .expect("insert");
@@ -82,7 +82,7 @@ fn one_closed_write_after_the_lease(dir: &Path) -> (usize, i64) {
 #[test]
 fn discarded_instances_keep_a_full_bounded_cache_full() {
     let dir = tempfile::tempdir().expect("temp dir");
-    fill_to_the_limit(dir.path());
+    fill_with_old_keys(dir.path(), LIMIT as usize);
     discarded_requests(dir.path());
     let (on_disk, counted) = one_closed_write_after_the_lease(dir.path());
     assert_eq!(on_disk, LIMIT as usize, "the cache stays full");
@@ -109,13 +109,7 @@ fn discarded_instances_below_the_limit_leave_an_exact_count() {
 #[test]
 fn discarded_instances_that_replace_entries_leave_an_exact_count() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut filler = runtime().open(dir.path(), &bounded()).expect("open");
-    for i in 0..REQUESTS / 2 {
-        filler
-            .insert(&format!("old {i}"), b"value", Expiry::Never)
-            .expect("insert");
-    }
-    drop(filler);
+    fill_with_old_keys(dir.path(), REQUESTS / 2);
     for i in 0..REQUESTS {
         let mut cache = runtime().open(dir.path(), &bounded()).expect("open");
         cache
@@ -139,7 +133,7 @@ fn discarded_instances_that_replace_entries_leave_an_exact_count() {
 #[test]
 fn discarded_instances_removals_are_counted() {
     let dir = tempfile::tempdir().expect("temp dir");
-    fill_to_the_limit(dir.path());
+    fill_with_old_keys(dir.path(), LIMIT as usize);
     for i in 0..REQUESTS {
         let mut cache = runtime().open(dir.path(), &bounded()).expect("open");
         cache.remove(&format!("old {i}")).expect("remove");

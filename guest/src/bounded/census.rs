@@ -229,6 +229,12 @@ impl Census {
             && within(growth.bytes, cap.bytes, self.flush_every.bytes)
     }
 
+    /// Whether recounts count bytes too: a handle without a byte limit counts
+    /// entries only.
+    fn counts_bytes(&self) -> bool {
+        self.flush_every.bytes != i64::MAX
+    }
+
     /// Takes `record` as the census last read.
     fn take_shared(&mut self, record: CensusRecord) {
         self.others_reserved = record
@@ -260,8 +266,7 @@ impl Census {
             pending: &self.pending_by_shard,
         };
         let entries = self.size().entries.max(1).unsigned_abs();
-        // A handle without a byte limit counts entries only.
-        let with_bytes = self.flush_every.bytes != i64::MAX;
+        let with_bytes = self.counts_bytes();
         if let Some(recounted) = self
             .recount
             .after_write(cache, entries, room, known, with_bytes)?
@@ -285,11 +290,11 @@ impl Census {
         if let Some(record) = read_census(cache)? {
             self.take_shared(record);
         }
+        let with_bytes = self.counts_bytes();
         let known = Known {
             reported: &self.shared,
             pending: &self.pending_by_shard,
         };
-        let with_bytes = self.flush_every.bytes != i64::MAX;
         let recounted = self.recount.whole_pass_now(cache, known, with_bytes)?;
         self.recounted = Some(recounted);
         self.flush_holding(cache, Hold::Keep)?;
@@ -350,14 +355,6 @@ impl Census {
         });
     }
 
-    /// Whether to report after a write or a removal: growth is reported
-    /// before the write its reservation would not cover ([`Census::reserve`]),
-    /// so here only shrinking (see [`Census::shrink_report`]), a finished
-    /// recount, or age.
-    fn flush_due(&self) -> bool {
-        self.shrunk_enough() || self.recounted.is_some() || self.last_flush.elapsed() >= FLUSH_AGE
-    }
-
     /// Whether the pending changes shrink the cache by [`Census::shrink_report`].
     fn shrunk_enough(&self) -> bool {
         let shrunk = |pending: i64, step: i64, every: i64| {
@@ -376,13 +373,16 @@ impl Census {
         )
     }
 
-    /// Reports pending changes if [`Census::flush_due`]; a report of
+    /// Reports pending changes after a write or a removal if it is time:
+    /// growth is reported before the write its reservation would not cover
+    /// ([`Census::reserve`]), so here only shrinking (see
+    /// [`Census::shrink_report`]), a finished recount, or age. A report of
     /// shrinking doubles [`Census::shrink_report`] (up to `F`).
     fn report_if_due(&mut self, cache: &CacheDir) {
-        if !self.flush_due() {
+        let shrinking = self.shrunk_enough();
+        if !shrinking && self.recounted.is_none() && self.last_flush.elapsed() < FLUSH_AGE {
             return;
         }
-        let shrinking = self.shrunk_enough();
         let hold = if shrinking {
             Hold::Keep
         } else {

@@ -663,9 +663,6 @@ mod tests {
         }
     }
 
-    /// A handle that writes once into a full small cache — a per-request
-    /// instance — learns a sample to choose its victim, not the whole cache;
-    /// at its second choice it learns everything.
     /// A cache limited to as many entries as `keys`, filled with them by a
     /// handle that closes, and a fresh handle's evictor on it.
     fn full_cache_and_a_fresh_evictor(keys: &[String]) -> (tempfile::TempDir, Evictor) {
@@ -690,6 +687,9 @@ mod tests {
         (dir, evictor)
     }
 
+    /// A handle that writes once into a full small cache — a per-request
+    /// instance — learns a sample to choose its victim, not the whole cache;
+    /// at its second choice it learns everything.
     #[test]
     fn a_first_choice_in_a_small_cache_samples_and_the_second_learns_all() {
         const LIMIT: u64 = 500;

@@ -23,7 +23,7 @@ struct Listing {
 }
 
 /// What one call for candidates found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sample {
     /// The names offered that the index had no record of, `stat`ed.
     pub records: Vec<Record>,
