@@ -14,9 +14,9 @@
 //! checked ([`Dir::is_removed`]); if it is gone, it is opened again by name —
 //! created again for writes — and the operation retried once
 //! ([`CacheDir::retry`]). The one exception is the lookup of an entry for
-//! `get` or `contains-key`: finding nothing is the everyday miss, so a lookup
-//! checks only at every [`MISSES_PER_CHECK`]th miss in its shard (or through
-//! the root). A handle that only reads thus finds the entries of a removed and
+//! `get` or `contains-key`, or of the entry an `insert` may replace (with a
+//! size limit): finding nothing is the everyday miss, so a lookup checks only
+//! at every [`MISSES_PER_CHECK`]th miss in its shard (or through the root). A handle that only reads thus finds the entries of a removed and
 //! recreated shard by its sixteenth miss there, and at once after any other
 //! operation on it.
 
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::layout::{self, KeyHash, SHARDS, TAG_CONTENT, TAG_FILE};
-use crate::platform::{Access, Dir, ReadFile};
+use crate::platform::{Access, Dir, FileStat, ReadFile};
 
 /// The root, or one of the directories below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,8 @@ type Slot = RwLock<Option<Arc<Dir>>>;
 /// module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Miss {
-    /// A lookup of an entry to read it (`get`, `contains-key`): a miss.
+    /// A lookup of an entry to read it (`get`, `contains-key`), or to learn
+    /// whether a write replaces one: a miss.
     Lookup,
     /// Anything else: a write, a removal, a read that a change depends on.
     Operation,
@@ -188,6 +189,23 @@ impl CacheDir {
         self.retry_as(Sub::Root, Missing::Leave, Miss::Lookup, |root| {
             Ok((root.open_file_below(path.as_str())?, None))
         })
+    }
+
+    /// `stat`s the entry file of `hash` through its shard directory, as a
+    /// lookup (see the module docs: a miss checks for a removed shard only
+    /// now and then). `None` if the file (or its shard) does not exist.
+    ///
+    /// # Errors
+    /// The error of the `stat`, or of opening the shard.
+    pub(crate) fn stat_entry(&self, hash: &KeyHash) -> io::Result<Option<FileStat>> {
+        let name = hash.file_name();
+        let sub = Sub::Shard(hash.shard());
+        match self.retry_as(sub, Missing::Leave, Miss::Lookup, |dir| {
+            dir.stat(name.as_str())
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            other => other,
+        }
     }
 
     /// The directory `sub`, if this handle holds it open.

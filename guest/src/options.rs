@@ -28,9 +28,9 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// Keep at most about this many entries, evicting expired entries first,
     /// then the least recently used. Default: no limit. One handle alone keeps
-    /// the limit; `P` handles writing at once may exceed it for a moment by up
-    /// to `(P − 1) × (F + 1)` entries plus 3 %, `F` = the limit / 256 between
-    /// 1 and 32 (see the README's guarantees).
+    /// the limit after each write; `P` handles writing at once may exceed it
+    /// for a moment by up to `(P − 1) × (F + 1) + 1` entries plus 3 %, `F` =
+    /// the limit / 256 between 1 and 32 (see the README's guarantees).
     pub max_entries: Option<u64>,
     /// Keep the entry files at most about this many bytes in all (headers, keys
     /// and values), evicting likewise. Default: no limit.

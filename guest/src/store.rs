@@ -200,10 +200,10 @@ impl FileStore {
         };
         let durable = self.options.durable;
         // An entry that cannot be `stat`ed counts as new: at worst one eviction too many.
-        self.before_write(&entry, || self.size_before_write(&hash).ok().flatten());
+        self.before_write(&entry, || self.size_replaced(&hash).ok().flatten());
         let (written_at, replaced) = if self.evictor.is_some() {
             publish::publish_counted(&self.cache, &hash, &entry, durable, || {
-                self.size_before_write(&hash)
+                self.size_replaced(&hash)
             })?
         } else {
             (publish::publish(&self.cache, &hash, &entry, durable)?, None)
@@ -221,7 +221,7 @@ impl FileStore {
         self.check_key(key)?;
         let hash = KeyHash::of(key);
         let name = hash.file_name();
-        let size = self.size_before_write(&hash)?;
+        let size = self.size_before_remove(&hash)?;
         let removed = self
             .cache
             .retry(Sub::Shard(hash.shard()), Missing::Leave, |dir| {
@@ -419,9 +419,25 @@ impl FileStore {
         Ok((bytes, None))
     }
 
-    /// With a size limit, the size of the entry about to be written or removed
+    /// With a size limit, the size of the entry a write is about to replace
     /// (`None` if there is none), so the census knows what the write changes.
-    pub(crate) fn size_before_write(&self, hash: &KeyHash) -> Result<Option<u64>> {
+    /// A lookup (see [`CacheDir::stat_entry`]): right after another handle
+    /// removed and recreated the shard, it may miss an entry there, which
+    /// then counts as new — the count errs on the safe side, by one.
+    fn size_replaced(&self, hash: &KeyHash) -> Result<Option<u64>> {
+        if self.evictor.is_none() {
+            return Ok(None);
+        }
+        let stat = self
+            .cache
+            .stat_entry(hash)
+            .context("read metadata", &self.cache.entry_path(hash))?;
+        Ok(stat.map(|stat| stat.len))
+    }
+
+    /// With a size limit, the size of the entry about to be removed (`None`
+    /// if there is none), so the census knows what the removal changes.
+    fn size_before_remove(&self, hash: &KeyHash) -> Result<Option<u64>> {
         if self.evictor.is_none() {
             return Ok(None);
         }
@@ -437,12 +453,12 @@ impl FileStore {
     }
 
     /// Lets the evictor (if any) make sure the growth a write of `entry` may
-    /// add is counted: by a reservation, or at a limit by evicting first
-    /// (`replaced`: the size of the entry the write replaces, if any; asked
-    /// only then).
+    /// add is counted: by a reservation (`replaced`: the size of the entry
+    /// the write replaces, if any; asked only when the handle reserves), or
+    /// at a limit by the eviction that follows the write.
     pub(crate) fn before_write(&self, entry: &Entry<'_>, replaced: impl FnOnce() -> Option<u64>) {
         if let Some(evictor) = &self.evictor {
-            self.count_removed(evictor.before_write(entry.file_len(), replaced));
+            evictor.before_write(entry.file_len(), replaced);
         }
     }
 

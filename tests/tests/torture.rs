@@ -333,11 +333,11 @@ fn entries_on_disk(cache: &Path) -> usize {
 const LIMIT: usize = 2000;
 
 /// The bound the README states for a bounded cache with `writers` handles
-/// writing at once: `limit + (P − 1) × (F + 1)` entries, `F` = limit / 256
+/// writing at once: `limit + (P − 1) × (F + 1) + 1` entries, `F` = limit / 256
 /// (between 1 and 32), plus the drift a recount leaves alone (3 % of the limit).
 fn documented_bound(writers: usize) -> usize {
     let flush_every = (LIMIT / 256).clamp(1, 32);
-    LIMIT + (writers - 1) * (flush_every + 1) + LIMIT * 3 / 100
+    LIMIT + (writers - 1) * (flush_every + 1) + 1 + LIMIT * 3 / 100
 }
 
 /// One bounded-fill worker per backend of `scale`, each inserting `2 × LIMIT`

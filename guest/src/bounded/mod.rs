@@ -29,12 +29,13 @@
 //! write adds none) — or gives it up, when dropped — and replaces the file.
 //! A write beyond its reservation first `stat`s its entry: a replacement adds
 //! no entry, so it reserves no entry. A write that would take the cache over
-//! a limit needs no reservation: the handle evicts first to make room for it,
-//! so its growth stays nil. So a handle that goes away without reporting —
-//! killed, or in an instance its host throws away after a request — leaves
-//! behind a reservation of about what it wrote, never of growth that did not happen,
-//! and has reported about half of what it removed at least (all of it, if it
-//! removed one entry).
+//! a limit needs no reservation (nor the `stat`): the handle evicts for it as
+//! soon as it is written, so its growth stays nil but for that instant. So a
+//! handle that goes away without reporting — killed, or in an instance its
+//! host throws away after a request — leaves behind a reservation of about
+//! what it wrote, never of growth that did not happen (killed in that
+//! instant, one entry uncounted), and has reported about half of what it
+//! removed at least (all of it, if it removed one entry).
 //!
 //! The size a handle holds against its limits is the file as it last read it,
 //! plus the others' reservations, plus its own unreported changes. So the
@@ -54,12 +55,14 @@
 //! # The bound
 //!
 //! With `P` handles writing at once, the cache holds at most
-//! `limit + (P − 1) × (F + 1)` entries (bytes alike, with the byte limit's
+//! `limit + (P − 1) × (F + 1) + 1` entries (bytes alike, with the byte limit's
 //! `F`), plus the drift a recount leaves alone (3 % of the limit), whether
 //! handles close or are killed. Why: take the handle that flushed last. The
 //! census file then holds everything reported and every reservation, and
 //! that handle evicted until those plus its own changes since were within the
-//! limit; each other handle's growth since is within its reservation. What
+//! limit — but for the entry it has just written at the limit and not yet
+//! evicted for (the `+ 1`); each other handle's growth since is within its
+//! reservation, or one entry beyond it for such an instant. What
 //! can still escape the count is a recount's error: a recount that lists a
 //! shard after another handle removed entries there, and before that handle
 //! reported it, counts the removals twice once they are reported — up to
@@ -369,48 +372,30 @@ impl Evictor {
     }
 
     /// Before writing an entry file of `size` bytes: makes sure the growth it
-    /// may add is counted (see the module docs); what it evicted. Within the
-    /// handle's reservation there is nothing to do. Beyond it, `replaced` says
-    /// (one `stat`) the size of the entry the write replaces, if any: a
-    /// replacement adds no entry, so it reserves none — a handle that goes
-    /// away without reporting after replacing an entry leaves nothing to be
-    /// counted as one. Where the write would take the cache over a limit,
-    /// evictions pay for it first, so it needs no reservation: the handle's
-    /// growth stays nil. Else (or if nothing could be evicted) the handle
-    /// reserves more.
-    pub(crate) fn before_write(
-        &self,
-        size: u64,
-        replaced: impl FnOnce() -> Option<u64>,
-    ) -> Removed {
+    /// may add is counted (see the module docs). Within the handle's
+    /// reservation there is nothing to do; nor where the write, as a new
+    /// entry, would take the cache over a limit: the handle evicts for it as
+    /// soon as it is written ([`Evictor::after_write`]), so it needs no
+    /// reservation. Else `replaced` says (one `stat`) the size of the entry
+    /// the write replaces, if any: a replacement adds no entry, so it reserves
+    /// none — a handle that goes away without reporting after replacing an
+    /// entry leaves nothing to be counted as one — and the handle reserves
+    /// what the write adds.
+    pub(crate) fn before_write(&self, size: u64, replaced: impl FnOnce() -> Option<u64>) {
         let mut state = self.lock();
         let mut growth = Size::entry(size);
-        if state.census.covers(growth) {
-            return Removed::default();
+        if state.census.covers(growth)
+            || self.over(state.census.size_with_reservations().plus(growth))
+        {
+            return;
         }
         if let Some(old) = replaced() {
             growth = Size {
                 entries: 0,
                 bytes: growth.bytes - i64::try_from(old).unwrap_or(i64::MAX),
             };
-            if state.census.covers(growth) {
-                return Removed::default();
-            }
-        }
-        let mut removed = Removed::default();
-        if self.over(state.census.size_with_reservations().plus(growth)) {
-            let over_after_write =
-                |census: &Census| self.over(census.size_with_reservations().plus(growth));
-            // Best effort: what is not evicted now is evicted after the write.
-            removed = self
-                .evict_while(&mut state, over_after_write)
-                .unwrap_or_default();
-            if state.census.covers(growth) {
-                return removed;
-            }
         }
         state.census.reserve(&self.cache, growth);
-        removed
     }
 
     /// Records the write of an entry (`written`: its record, with its file's
@@ -430,13 +415,22 @@ impl Evictor {
         );
         state.index.learn(written);
         let room = self.room(state.census.size_with_reservations());
-        state.census.after_write(&self.cache, room)?;
-        let removed = self.evict(&mut state)?;
-        if removed != Removed::default() {
+        let recounted = state.census.after_write(&self.cache, room);
+        let removed = self.evict(&mut state);
+        if state.census.unreported_growth_beyond_reservation() {
+            // Nothing could be evicted for a write at a limit: its growth is
+            // reported (and reserved) at once, so that it is counted.
+            state.census.reserve(&self.cache, Size::default());
+        }
+        if removed
+            .as_ref()
+            .is_ok_and(|removed| *removed != Removed::default())
+        {
             // Evictions beyond the write's own growth are reported as removals are.
             state.census.after_remove(&self.cache);
         }
-        Ok(removed)
+        recounted?;
+        removed
     }
 
     /// Records that the handle used an entry (a `get` moved its last use to
@@ -505,24 +499,21 @@ impl Evictor {
 
     /// Whether the handle must evict now: the cache is over a limit as it
     /// sees it (others' reservations included), or it holds unreported growth
-    /// beyond its own reservation (the census flush that would have reserved
-    /// more failed): each new entry beyond that is paid for by an eviction, so
-    /// that all growth is counted, reported or reserved.
+    /// beyond its own reservation (the entry it has just written at a limit,
+    /// or growth the census flush that would have reserved more failed to
+    /// report): each new entry beyond that is paid for by an eviction, so that
+    /// all growth is counted, reported or reserved.
     fn must_evict(&self, census: &Census) -> bool {
         self.over(census.size_with_reservations()) || census.unreported_growth_beyond_reservation()
     }
 
-    fn evict(&self, state: &mut State) -> Result<Removed> {
-        self.evict_while(state, |census| self.must_evict(census))
-    }
-
-    /// Evicts while `needed` says so of the census, within
+    /// Evicts while [`Evictor::must_evict`], within
     /// [`MAX_ATTEMPTS_PER_WRITE`] victims tried.
-    fn evict_while(&self, state: &mut State, needed: impl Fn(&Census) -> bool) -> Result<Removed> {
+    fn evict(&self, state: &mut State) -> Result<Removed> {
         let mut removed = Removed::default();
         let mut learn = true;
         let mut attempts = 0;
-        while needed(&state.census) {
+        while self.must_evict(&state.census) {
             if attempts == MAX_ATTEMPTS_PER_WRITE {
                 break; // the next write goes on from here
             }
@@ -687,6 +678,14 @@ mod tests {
         (dir, evictor)
     }
 
+    /// What `evictor` removes for the write of a new entry `key` of 100
+    /// bytes (not written on disk: the evictor is only told of it).
+    fn write_new(evictor: &Evictor, key: &str) -> Removed {
+        evictor.before_write(100, || None);
+        let written = Record::own_use(KeyHash::of(key), SystemTime::now(), NEVER, 100);
+        evictor.after_write(written, None).expect("after write")
+    }
+
     /// A handle that writes once into a full small cache — a per-request
     /// instance — learns a sample to choose its victim, not the whole cache;
     /// at its second choice it learns everything.
@@ -695,16 +694,17 @@ mod tests {
         const LIMIT: u64 = 500;
         let keys: Vec<String> = (0..LIMIT).map(|i| format!("k{i}")).collect();
         let (_dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
-        let first = evictor.before_write(100, || None);
-        assert_eq!(first.evicted, 1, "room made before the write");
+        let first = write_new(&evictor, "first");
+        assert_eq!(first.evicted, 1, "room made for the write");
         {
             let state = evictor.lock();
-            assert!(state.index.len() < FIRST_CHOICE_NAMES, "a sample learned");
+            assert!(
+                state.index.len() <= FIRST_CHOICE_NAMES,
+                "a sample learned (and the write)"
+            );
             assert!(!state.sampler.swept_once());
         }
-        let written = Record::own_use(KeyHash::of("written"), SystemTime::now(), NEVER, 100);
-        evictor.after_write(written, None).expect("after write");
-        let second = evictor.before_write(100, || None);
+        let second = write_new(&evictor, "second");
         assert_eq!(second.evicted, 1);
         let state = evictor.lock();
         assert!(state.sampler.swept_once(), "the whole cache learned");
@@ -725,10 +725,44 @@ mod tests {
             .take(LIMIT)
             .collect();
         let (_dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
-        let first = evictor.before_write(100, || None);
-        assert_eq!(first.evicted, 1, "room made before the write");
+        let first = write_new(&evictor, "first");
+        assert_eq!(first.evicted, 1, "room made for the write");
         let state = evictor.lock();
-        assert!(state.index.len() < FIRST_CHOICE_NAMES, "a sample learned");
+        assert!(
+            state.index.len() <= FIRST_CHOICE_NAMES,
+            "a sample learned (and the write)"
+        );
+    }
+
+    /// A write at a limit for which nothing can be evicted (the count is
+    /// ahead of the disk: the entries were removed behind the census's back)
+    /// is counted at once — reported to the census file — so that a handle
+    /// that goes away without reporting leaves no uncounted entry.
+    #[test]
+    fn a_write_at_a_limit_that_nothing_can_be_evicted_for_is_counted_at_once() {
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let (dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
+        for key in &keys {
+            let hash = KeyHash::of(key);
+            std::fs::remove_file(
+                dir.path()
+                    .join(layout::shard_name(hash.shard()).as_str())
+                    .join(hash.file_name().as_str()),
+            )
+            .expect("remove an entry file");
+        }
+        let census = || crate::testing::census(dir.path()).expect("a census");
+        assert!(census().reservations.is_empty());
+        let removed = write_new(&evictor, "new");
+        assert_eq!(removed, Removed::default(), "nothing there to evict");
+        let census = census();
+        let reserved: i64 = census.reservations.iter().map(|r| r.entries).sum();
+        assert_eq!(
+            census.entries + reserved,
+            keys.len() as i64 + 1,
+            "the write's entry is counted (reported or reserved)"
+        );
+        std::mem::forget(evictor);
     }
 
     /// A fresh handle whose write replaces an entry reserves nothing: were it
