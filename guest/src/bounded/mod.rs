@@ -419,7 +419,7 @@ impl Evictor {
         let removed = self.evict(&mut state);
         if state.census.unreported_growth_beyond_reservation() {
             // Nothing could be evicted for a write at a limit: its growth is
-            // reported (and reserved) at once, so that it is counted.
+            // reported at once, so that it is counted.
             state.census.reserve(&self.cache, Size::default());
         }
         if removed
