@@ -41,13 +41,15 @@
 //! plus the others' reservations, plus its own unreported changes. So the
 //! growth a handle has not reported yet is counted by every other handle
 //! ahead of time, and a handle killed before it reports leaves no uncounted
-//! writes: its reservation stays in the file. A reservation not renewed for
+//! writes (but the one it may have just made at a limit): its reservation
+//! stays in the file. A reservation not renewed for
 //! the lease is counted as entries by the next flush (its handle died, or
 //! went quiet); that over-counts what the handle did not use, which a recount
 //! corrects, and a live handle that finds its reservation counted so reports
-//! only the difference. A handle never holds growth beyond its reservation:
-//! when the flush that would reserve more fails (the census lock stayed busy
-//! for [`census::LOCK_WAIT`]), each entry it adds beyond it is paid for by an
+//! only the difference. A handle never holds growth beyond its reservation
+//! but in the instant between a write at a limit and its eviction: when the
+//! flush that would reserve more fails (the census lock stayed busy for
+//! [`census::LOCK_WAIT`]), each entry it adds beyond it is paid for by an
 //! eviction, until a flush succeeds. (The file holds up to
 //! [`crate::format::MAX_RESERVATIONS`]; a handle that finds it full keeps up
 //! to `F` unreported without one.)
