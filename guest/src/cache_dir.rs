@@ -16,9 +16,10 @@
 //! ([`CacheDir::retry`]). The one exception is the lookup of an entry for
 //! `get` or `contains-key`, or of the entry an `insert` may replace (with a
 //! size limit): finding nothing is the everyday miss, so a lookup checks only
-//! at every [`MISSES_PER_CHECK`]th miss in its shard (or through the root). A handle that only reads thus finds the entries of a removed and
-//! recreated shard by its sixteenth miss there, and at once after any other
-//! operation on it.
+//! at every [`MISSES_PER_CHECK`]th miss in its shard (or through the root). A
+//! handle that only reads thus finds the entries of a removed and recreated
+//! shard by its sixteenth miss there, and at once after any other operation
+//! on it.
 
 use std::io;
 use std::path::{Path, PathBuf};

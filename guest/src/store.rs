@@ -199,7 +199,7 @@ impl FileStore {
             expires_at: expiry.deadline_ms(),
         };
         let durable = self.options.durable;
-        // An entry that cannot be `stat`ed counts as new: at worst one eviction too many.
+        // An entry that cannot be `stat`ed counts as new: at worst one entry reserved too many.
         self.before_write(&entry, || self.size_replaced(&hash).ok().flatten());
         let (written_at, replaced) = if self.evictor.is_some() {
             publish::publish_counted(&self.cache, &hash, &entry, durable, || {
