@@ -409,12 +409,15 @@ impl Census {
             if let Some(recounted) = recounted
                 && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
             {
-                let mut drift = drift_beyond_tolerance(record, recounted.size, !recounted.asked);
+                // An extrapolated first count, or a recount the user asked
+                // for, is corrected exactly and at once.
+                let exact = record.extrapolated || recounted.asked;
+                let mut drift = drift_beyond_tolerance(record, recounted.size, !exact);
                 if !recounted.with_bytes {
                     drift.bytes = 0;
                 }
                 drift_seen = Some(drift);
-                let correction = if record.extrapolated || recounted.asked {
+                let correction = if exact {
                     drift
                 } else {
                     confirmed(last_drift, drift)
@@ -561,14 +564,12 @@ fn count_abandoned_reservations(record: &mut CensusRecord, now: u64, lease: Dura
 }
 
 /// What to add to the shared count `record` (pending changes included) to
-/// bring it to `recounted`: nothing if they are within the tolerated drift —
-/// unless `record` is an extrapolated first count, which a complete recount
-/// replaces however close they are, or the recount was asked for
-/// (`tolerate` false).
+/// bring it to `recounted`: with `tolerate`, nothing if they are within the
+/// tolerated drift; without, the whole difference however small.
 fn drift_beyond_tolerance(record: &CensusRecord, recounted: Size, tolerate: bool) -> Size {
     let drift = |counted: i64, recounted: i64, tolerated: f64, floor: f64| {
         let drift = recounted.wrapping_sub(counted);
-        if record.extrapolated || !tolerate {
+        if !tolerate {
             return drift;
         }
         if drift.unsigned_abs() as f64 > (counted.unsigned_abs() as f64 * tolerated).max(floor) {

@@ -688,6 +688,17 @@ mod tests {
         evictor.after_write(written, None).expect("after write")
     }
 
+    /// Asserts that a fresh `evictor`'s first write of a new entry into a
+    /// full small cache evicts one entry, chosen from a sample.
+    fn first_write_evicts_one_from_a_sample(evictor: &Evictor) {
+        let first = write_new(evictor, "first");
+        assert_eq!(first.evicted, 1, "room made for the write");
+        assert!(
+            evictor.lock().index.len() <= FIRST_CHOICE_NAMES,
+            "a sample learned (and the write)"
+        );
+    }
+
     /// A handle that writes once into a full small cache — a per-request
     /// instance — learns a sample to choose its victim, not the whole cache;
     /// at its second choice it learns everything.
@@ -696,16 +707,8 @@ mod tests {
         const LIMIT: u64 = 500;
         let keys: Vec<String> = (0..LIMIT).map(|i| format!("k{i}")).collect();
         let (_dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
-        let first = write_new(&evictor, "first");
-        assert_eq!(first.evicted, 1, "room made for the write");
-        {
-            let state = evictor.lock();
-            assert!(
-                state.index.len() <= FIRST_CHOICE_NAMES,
-                "a sample learned (and the write)"
-            );
-            assert!(!state.sampler.swept_once());
-        }
+        first_write_evicts_one_from_a_sample(&evictor);
+        assert!(!evictor.lock().sampler.swept_once());
         let second = write_new(&evictor, "second");
         assert_eq!(second.evicted, 1);
         let state = evictor.lock();
@@ -727,13 +730,7 @@ mod tests {
             .take(LIMIT)
             .collect();
         let (_dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
-        let first = write_new(&evictor, "first");
-        assert_eq!(first.evicted, 1, "room made for the write");
-        let state = evictor.lock();
-        assert!(
-            state.index.len() <= FIRST_CHOICE_NAMES,
-            "a sample learned (and the write)"
-        );
+        first_write_evicts_one_from_a_sample(&evictor);
     }
 
     /// A write at a limit for which nothing can be evicted (the count is
@@ -745,13 +742,8 @@ mod tests {
         let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
         let (dir, evictor) = full_cache_and_a_fresh_evictor(&keys);
         for key in &keys {
-            let hash = KeyHash::of(key);
-            std::fs::remove_file(
-                dir.path()
-                    .join(layout::shard_name(hash.shard()).as_str())
-                    .join(hash.file_name().as_str()),
-            )
-            .expect("remove an entry file");
+            std::fs::remove_file(evictor.cache.entry_path(&KeyHash::of(key)))
+                .expect("remove an entry file");
         }
         let census = || crate::testing::census(dir.path()).expect("a census");
         assert!(census().reservations.is_empty());
