@@ -75,7 +75,7 @@
 //! | 7      | 1    | `reserved`       | `0` (refused otherwise)                                  |
 //! | 8      | 8    | `entries`        | entry files, signed (a drifted count may dip below zero) |
 //! | 16     | 8    | `bytes`          | bytes of entry files, signed                             |
-//! | 24     | 8    | `reconciled_at`  | Unix ms of the last correction from a full recount       |
+//! | 24     | 8    | `reconciled_at`  | Unix ms of the last correction from a full recount, or of the start of a recount of a stale count |
 //! | 32     | 4096 | `shard_changes`  | per shard 0..256: entries (8), then bytes (8), signed: the sum of all changes reported to that shard (recounts use their differences; corrections leave them alone) |
 //! | 4128   | 8    | `reservations`   | `n`, the number of reservations, at most `MAX_RESERVATIONS` (1 024) |
 //! | 4136   | 32 × `n` | reservations | each: `owner` (8, a handle's random token), `entries` (8) and `bytes` (8) reserved, signed, `renewed_at` (8, Unix ms) |
@@ -374,7 +374,8 @@ pub struct CensusRecord {
     pub entries: i64,
     /// Bytes of entry files.
     pub bytes: i64,
-    /// Unix ms of the last correction from a full recount (0: none yet).
+    /// Unix ms of the last correction from a full recount, or of the start
+    /// of a recount of a stale count (0: none yet).
     pub reconciled_at: u64,
     /// Whether the count was extrapolated from part of the shards (by the
     /// first bounded handle) and no complete recount replaced it yet.

@@ -299,10 +299,11 @@ impl FileStore {
     /// corrects the count the bounded handles share by it at once, rather
     /// than at the recounts a bounded handle makes on its own every few
     /// thousand writes. Where no handle lives that long (a host that
-    /// instantiates per request, short commands), nothing else corrects a
-    /// drift of the shared count, such as entries written by handles without
-    /// a limit: call this now and then (`filecache-cli recount`). The number
-    /// counted.
+    /// instantiates per request, short commands), a drift of the shared count
+    /// — entries written by handles without a limit, say — is otherwise
+    /// corrected only by a handle's first write that finds the count an hour
+    /// old, in a cache of at most 65 536 entries: in a larger one, call this
+    /// now and then (`filecache-cli recount`). The number counted.
     ///
     /// # Errors
     /// An I/O error if a directory cannot be read or the census not replaced;

@@ -1524,6 +1524,45 @@ pub fn a_drifted_count_is_corrected_by_a_recount<B: Backend>(backend: &B) {
     assert_eq!(cache.stats().expect("stats").evicted, 60);
 }
 
+/// Where every bounded handle writes once — a host that instantiates per
+/// request — none writes long enough to recount in passes: the first write of
+/// a handle that finds the count neither corrected nor recounted for an hour
+/// recounts the cache at once and evicts the excess.
+pub fn a_stale_count_is_recounted_by_a_handles_first_write<B: Backend>(backend: &B) {
+    let dir = fresh_dir();
+    let limited = bounded(Some(100), None);
+    {
+        let mut filler = open_with(backend, dir.path(), &limited);
+        insert_keys(&mut filler, "k", 0..100, b"v");
+        let mut unbounded = open(backend, dir.path());
+        insert_keys(&mut unbounded, "unreported", 0..40, b"v");
+    }
+    let mut request = open_with(backend, dir.path(), &limited);
+    insert_keys(&mut request, "request", 0..1, b"v");
+    drop(request);
+    assert_eq!(
+        entry_files_on_disk(dir.path()),
+        140,
+        "a fresh count is not recounted: the write evicted one entry for itself"
+    );
+
+    let census_file = dir.path().join(filecache::testing::CENSUS_FILE);
+    let mut census = filecache::testing::census(dir.path()).expect("a census");
+    census.reconciled_at -= 2 * 3_600_000;
+    fs::write(&census_file, filecache::testing::encode_census(&census)).expect("age the census");
+    let mut request = open_with(backend, dir.path(), &limited);
+    insert_keys(&mut request, "request", 1..2, b"v");
+    // A host that ends its process without closing the cache (the line
+    // hosts do) leaves the filler's reservation of one entry: the count holds
+    // it on top of the recount until its lease.
+    let on_disk = entry_files_on_disk(dir.path());
+    assert!(
+        (99..=100).contains(&on_disk),
+        "the stale count was recounted, and the excess evicted: {on_disk} entries left"
+    );
+    assert_eq!(request.approx_size().expect("size"), on_disk as u64);
+}
+
 /// Removals are reported to the shared count like writes: every `F` of them
 /// (`F` = limit / 256, here 2), not only at the handle's next write. A handle
 /// that only removed used to leave the others taking the cache for as full as

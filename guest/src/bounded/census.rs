@@ -25,6 +25,12 @@ pub(crate) const FLUSH_AGE: Duration = Duration::from_millis(100);
 /// `(P − 1) × F`, 2.7 % of the limit with 8 handles — so that their unreported
 /// changes are not taken for drift.
 const DRIFT_TOLERATED: f64 = 0.03;
+/// Age after which a count neither corrected nor recounted whole since is
+/// recounted by the next handle's first write (see [`Census::recount_if_stale`]).
+pub(crate) const STALE_COUNT_AGE: Duration = Duration::from_secs(3600);
+/// Largest count that such a recount is made for: it lists every name in one
+/// write (~0.5–0.85 µs each natively, a host `stat` each under WASI).
+pub(crate) const STALE_RECOUNT_MAX_ENTRIES: i64 = 65_536;
 /// How long a flush waits for the census lock before trying again later.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(20);
 /// Age after which a census lock is taken for abandoned (or the handle's
@@ -112,6 +118,8 @@ pub(crate) struct Census {
     flush_every: Size,
     last_flush: Instant,
     recount: Recount,
+    /// Whether the handle wrote before (and so checked whether the count is stale).
+    wrote_before: bool,
 }
 
 impl Census {
@@ -141,6 +149,7 @@ impl Census {
             flush_every,
             last_flush: Instant::now(),
             recount: Recount::new(),
+            wrote_before: false,
         };
         if let Some(record) = read_census(cache)? {
             census.take_shared(record);
@@ -261,6 +270,10 @@ impl Census {
     /// # Errors
     /// An I/O error if a shard cannot be listed.
     pub(crate) fn after_write(&mut self, cache: &CacheDir, room: u64) -> Result<()> {
+        if !std::mem::replace(&mut self.wrote_before, true) {
+            // Best effort, as the passes are: a failed one waits for the next stale check.
+            let _ = self.recount_if_stale(cache);
+        }
         let known = Known {
             reported: &self.shared,
             pending: &self.pending_by_shard,
@@ -299,6 +312,38 @@ impl Census {
         self.recounted = Some(recounted);
         self.flush_holding(cache, Hold::Keep)?;
         Ok(recounted.size)
+    }
+
+    /// At the handle's first write: where the count is stale ([`count_is_stale`])
+    /// and at most [`STALE_RECOUNT_MAX_ENTRIES`], recounts the cache at once
+    /// and corrects the count, as [`Census::recount_now`] does — after
+    /// claiming the recount by dating the census file's last correction now,
+    /// under its lock, so that the handles that write at the same moment do
+    /// not all recount. No handle of a host that instantiates per request
+    /// writes long enough to recount in passes; this is how a drift there is
+    /// corrected (see the module docs of [`crate::bounded`]).
+    ///
+    /// # Errors
+    /// As [`Census::recount_now`].
+    fn recount_if_stale(&mut self, cache: &CacheDir) -> Result<()> {
+        if !count_is_stale(self.shared.reconciled_at, now_ms())
+            || self.size().entries > STALE_RECOUNT_MAX_ENTRIES
+        {
+            return Ok(());
+        }
+        let mut claimed = false;
+        self.update_file(cache, Hold::Keep, |record, pending| {
+            add(record, pending);
+            let now = now_ms();
+            if count_is_stale(record.reconciled_at, now) {
+                record.reconciled_at = now;
+                claimed = true;
+            }
+        })?;
+        if claimed {
+            self.recount_now(cache)?;
+        }
+        Ok(())
     }
 
     /// After a removal: reports pending changes if it is time, as after a
@@ -402,12 +447,14 @@ impl Census {
         let last_drift = self.last_drift;
         let mut drift_seen = None;
         let result = self.update_file(cache, hold, |record, pending| {
-            record.entries = record.entries.wrapping_add(pending.entries);
-            record.bytes = record.bytes.wrapping_add(pending.bytes);
-            // A correction "since the pass began" that is dated in the future
-            // is no correction (a clock that was ahead, or a damaged file).
+            add(record, pending);
+            // A correction made since the pass began leaves its count alone
+            // (one in the millisecond it began counts as before it: the claim
+            // of a stale count's recount comes just before its pass); one
+            // dated in the future is no correction (a clock that was ahead,
+            // or a damaged file).
             if let Some(recounted) = recounted
-                && (record.reconciled_at < recounted.started_ms || record.reconciled_at > now_ms())
+                && (record.reconciled_at <= recounted.started_ms || record.reconciled_at > now_ms())
             {
                 // An extrapolated first count, or a recount the user asked
                 // for, is corrected exactly and at once.
@@ -525,6 +572,20 @@ impl Census {
             ),
         }
     }
+}
+
+/// Adds `change` to the count of `record`.
+fn add(record: &mut CensusRecord, change: Size) {
+    record.entries = record.entries.wrapping_add(change.entries);
+    record.bytes = record.bytes.wrapping_add(change.bytes);
+}
+
+/// Whether a count last corrected or recounted whole at `reconciled_at` (Unix
+/// ms) is stale at `now`: more than [`STALE_COUNT_AGE`] ago, or dated that
+/// far in the future (a clock that was ahead, or a damaged file).
+fn count_is_stale(reconciled_at: u64, now: u64) -> bool {
+    let age = STALE_COUNT_AGE.as_millis() as u64;
+    now.saturating_sub(reconciled_at) > age || reconciled_at.saturating_sub(now) > age
 }
 
 /// Removes `owner`'s reservation from `record`; whether there was one.
@@ -1040,6 +1101,21 @@ mod tests {
     }
 
     /// A handle far below its limits recounts only after writing an eighth of
+    /// A count is stale once its last correction or whole recount is older
+    /// than the age, or dated that far ahead; not before.
+    #[test]
+    fn a_count_is_stale_an_age_after_its_last_correction() {
+        let age = STALE_COUNT_AGE.as_millis() as u64;
+        let now = 10 * age;
+        assert!(!count_is_stale(now, now));
+        assert!(!count_is_stale(now - age, now));
+        assert!(count_is_stale(now - age - 1, now));
+        assert!(count_is_stale(0, now), "never corrected since 1970");
+        assert!(!count_is_stale(now + age, now), "a clock a little ahead");
+        assert!(count_is_stale(now + age + 1, now), "dated far ahead");
+        assert!(count_is_stale(u64::MAX, now), "a damaged date");
+    }
+
     /// the room it sees; the pace is taken at each write, so a pass comes as
     /// soon as the room shrinks.
     #[test]

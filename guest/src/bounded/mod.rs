@@ -103,6 +103,17 @@
 //! the rest extrapolated; the census file marks such a count, and the first
 //! complete recount replaces it whatever the drift.
 //!
+//! Passes come only to a handle that writes thousands of times; where every
+//! bounded handle writes a few times and goes (a host that instantiates per
+//! request) none would come. So a handle's first write checks the date of the
+//! count's last correction in the census file: a count neither corrected nor
+//! recounted whole for [`census::STALE_COUNT_AGE`] (an hour), and of at most
+//! [`census::STALE_RECOUNT_MAX_ENTRIES`] entries, is recounted at once in a
+//! whole pass, which corrects it as a recount the user asked for does. The
+//! handle first dates the count anew under the census lock, so that the
+//! handles writing at that moment do not all recount. A larger cache written
+//! only by such handles keeps its drift until `recount` runs.
+//!
 //! # What is evicted
 //!
 //! After each write, while the count says the cache is over a limit, the
@@ -816,41 +827,113 @@ mod tests {
         std::mem::forget(both);
     }
 
+    /// A cache limited to [`DriftedCache::LIMIT`] entries, filled to it by a
+    /// bounded handle that closed, then given 30 entries more by a handle
+    /// without a limit: on disk 30 entries beyond the shared count.
+    struct DriftedCache {
+        dir: tempfile::TempDir,
+        unbounded: crate::FileStore,
+    }
+
+    impl DriftedCache {
+        const LIMIT: u64 = 100;
+        const DRIFT: u64 = 30;
+
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let unbounded = crate::FileStore::open(dir.path(), Options::default()).expect("open");
+            let cache = Self { dir, unbounded };
+            let filler = cache.open_bounded();
+            (0..Self::LIMIT).for_each(|i| insert(&filler, &format!("k{i}")));
+            drop(filler);
+            (0..Self::DRIFT).for_each(|i| insert(&cache.unbounded, &format!("u{i}")));
+            cache
+        }
+
+        /// A new handle limited to [`Self::LIMIT`] entries.
+        fn open_bounded(&self) -> crate::FileStore {
+            let options = Options {
+                max_entries: Some(Self::LIMIT),
+                ..Options::default()
+            };
+            crate::FileStore::open(self.dir.path(), options).expect("open")
+        }
+
+        /// The entry files on disk.
+        fn on_disk(&self) -> u64 {
+            self.unbounded.approx_size().expect("scan")
+        }
+    }
+
+    fn insert(store: &crate::FileStore, key: &str) {
+        store
+            .insert(key, b"v", crate::Expiry::Never)
+            .expect("insert");
+    }
+
     /// Entries written by a handle without a limit are out of the shared
     /// count, and where no bounded handle writes long enough to recount (a
-    /// host that instantiates per request) nothing corrects that: a recount
-    /// asked for does, at once, and the next bounded write evicts the excess.
+    /// host that instantiates per request) nothing corrects that while the
+    /// count is fresh: a recount asked for does, at once, and the next
+    /// bounded write evicts the excess.
     #[test]
     fn an_asked_recount_corrects_a_drift_at_once() {
-        const LIMIT: u64 = 100;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bounded = || Options {
-            max_entries: Some(LIMIT),
-            ..Options::default()
-        };
-        let open = |options: Options| crate::FileStore::open(dir.path(), options).expect("open");
-        let insert = |store: &crate::FileStore, key: String| {
-            store
-                .insert(&key, b"v", crate::Expiry::Never)
-                .expect("insert");
-        };
-        let filler = open(bounded());
-        (0..LIMIT).for_each(|i| insert(&filler, format!("k{i}")));
-        drop(filler);
-        let unbounded = open(Options::default());
-        (0..30).for_each(|i| insert(&unbounded, format!("u{i}")));
-        let on_disk = || unbounded.approx_size().expect("scan");
+        const LIMIT: u64 = DriftedCache::LIMIT;
+        let cache = DriftedCache::new();
         for i in 0..5 {
-            insert(&open(bounded()), format!("request {i}"));
+            insert(&cache.open_bounded(), &format!("request {i}"));
         }
-        assert_eq!(on_disk(), LIMIT + 30, "the drift stays");
-        let counter = open(bounded());
+        assert_eq!(
+            cache.on_disk(),
+            LIMIT + DriftedCache::DRIFT,
+            "the drift stays"
+        );
+        let counter = cache.open_bounded();
         assert_eq!(counter.approx_size().expect("size"), LIMIT);
-        assert_eq!(counter.recount().expect("recount"), LIMIT + 30);
-        assert_eq!(counter.approx_size().expect("size"), LIMIT + 30);
+        assert_eq!(
+            counter.recount().expect("recount"),
+            LIMIT + DriftedCache::DRIFT
+        );
+        assert_eq!(
+            counter.approx_size().expect("size"),
+            LIMIT + DriftedCache::DRIFT
+        );
         drop(counter);
-        insert(&open(bounded()), "after the recount".into());
-        assert_eq!(on_disk(), LIMIT, "the excess evicted");
+        insert(&cache.open_bounded(), "after the recount");
+        assert_eq!(cache.on_disk(), LIMIT, "the excess evicted");
+    }
+
+    /// Where every bounded handle writes once (a host that instantiates per
+    /// request), none recounts in passes: a count neither corrected nor
+    /// recounted for [`census::STALE_COUNT_AGE`] is recounted by the next
+    /// handle's first write, which evicts the excess; the handles after it
+    /// find the count fresh and recount nothing.
+    #[test]
+    fn a_stale_count_is_recounted_by_the_next_handles_first_write() {
+        const LIMIT: u64 = DriftedCache::LIMIT;
+        let cache = DriftedCache::new();
+        insert(&cache.open_bounded(), "fresh count");
+        assert_eq!(
+            cache.on_disk(),
+            LIMIT + DriftedCache::DRIFT,
+            "a fresh count is not recounted"
+        );
+
+        let dir = cache.dir.path();
+        let mut census = crate::testing::census(dir).expect("a census");
+        let stale_since = now_ms() - census::STALE_COUNT_AGE.as_millis() as u64 - 1;
+        census.reconciled_at = stale_since;
+        let census_path = dir.join(crate::layout::CENSUS_FILE);
+        std::fs::write(&census_path, crate::format::encode_census(&census)).expect("age it");
+        insert(&cache.open_bounded(), "stale count");
+        assert_eq!(cache.on_disk(), LIMIT, "recounted, and the excess evicted");
+        let census = crate::testing::census(dir).expect("a census");
+        assert!(census.reconciled_at > stale_since, "dated anew");
+        assert_eq!(census.entries, LIMIT as i64);
+        // The next handle finds the count fresh: a drift now stays.
+        (0..10).for_each(|i| insert(&cache.unbounded, &format!("v{i}")));
+        insert(&cache.open_bounded(), "fresh again");
+        assert_eq!(cache.on_disk(), LIMIT + 10);
     }
 
     #[test]
