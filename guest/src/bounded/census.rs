@@ -1100,7 +1100,6 @@ mod tests {
         assert_eq!(reported(&cache, &mut census).entries, 11);
     }
 
-    /// A handle far below its limits recounts only after writing an eighth of
     /// A count is stale once its last correction or whole recount is older
     /// than the age, or dated that far ahead; not before.
     #[test]
@@ -1116,6 +1115,7 @@ mod tests {
         assert!(count_is_stale(u64::MAX, now), "a damaged date");
     }
 
+    /// A handle far below its limits recounts only after writing an eighth of
     /// the room it sees; the pace is taken at each write, so a pass comes as
     /// soon as the room shrinks.
     #[test]
