@@ -301,8 +301,8 @@ impl FileStore {
     /// thousand writes. Where no handle lives that long (a host that
     /// instantiates per request, short commands), a drift of the shared count
     /// — entries written by handles without a limit, say — is otherwise
-    /// corrected only by a handle's first write that finds the count an hour
-    /// old, in a cache of at most 65 536 entries: in a larger one, call this
+    /// corrected only by a bounded write that finds the count an hour old,
+    /// in a cache of at most 65 536 entries: in a larger one, call this
     /// now and then (`filecache-cli recount`). The number counted.
     ///
     /// # Errors

@@ -1525,10 +1525,10 @@ pub fn a_drifted_count_is_corrected_by_a_recount<B: Backend>(backend: &B) {
 }
 
 /// Where every bounded handle writes once — a host that instantiates per
-/// request — none writes long enough to recount in passes: the first write of
-/// a handle that finds the count neither corrected nor recounted for an hour
-/// recounts the cache at once and evicts the excess.
-pub fn a_stale_count_is_recounted_by_a_handles_first_write<B: Backend>(backend: &B) {
+/// request — none writes long enough to recount in passes: a write that finds
+/// the count neither corrected nor recounted for an hour recounts the cache at
+/// once and evicts the excess.
+pub fn a_stale_count_is_recounted_by_the_next_write<B: Backend>(backend: &B) {
     let dir = fresh_dir();
     let limited = bounded(Some(100), None);
     {

@@ -235,7 +235,7 @@ define_suite!(
         zero_limits_are_refused,
         limit_set_on_a_full_cache_evicts_down_to_it,
         a_drifted_count_is_corrected_by_a_recount,
-        a_stale_count_is_recounted_by_a_handles_first_write,
+        a_stale_count_is_recounted_by_the_next_write,
         removals_are_reported_to_the_other_handles,
         planted_links_to_directories_are_refused,
         a_planted_link_in_place_of_an_entry_is_a_miss,

@@ -2,7 +2,7 @@
 //! across processes and wasm instances, at a flat cost per write and with no
 //! lock on the write path (see the module docs of [`crate::bounded`]).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::recount::{self, Recount, Recounted};
 use super::{Rng, Size};
@@ -11,7 +11,7 @@ use crate::error::{Error, MissingOk, Result};
 use crate::exclusion::{self, KeyLock, LockPolicy};
 use crate::format::{self, CensusRecord, MAX_RESERVATIONS, Reservation};
 use crate::layout::{self, CENSUS_FILE, KeyHash, SHARDS};
-use crate::options::now_ms;
+use crate::options::{now_ms, unix_ms};
 use crate::platform;
 use crate::race;
 
@@ -26,7 +26,7 @@ pub(crate) const FLUSH_AGE: Duration = Duration::from_millis(100);
 /// changes are not taken for drift.
 const DRIFT_TOLERATED: f64 = 0.03;
 /// Age after which a count neither corrected nor recounted whole since is
-/// recounted by the next handle's first write (see [`Census::recount_if_stale`]).
+/// recounted by the next bounded write (see [`Census::recount_if_stale`]).
 pub(crate) const STALE_COUNT_AGE: Duration = Duration::from_secs(3600);
 /// Largest count that such a recount is made for: it lists every name in one
 /// write (~0.5–0.85 µs each natively, a host `stat` each under WASI).
@@ -118,8 +118,6 @@ pub(crate) struct Census {
     flush_every: Size,
     last_flush: Instant,
     recount: Recount,
-    /// Whether the handle wrote before (and so checked whether the count is stale).
-    wrote_before: bool,
 }
 
 impl Census {
@@ -149,7 +147,6 @@ impl Census {
             flush_every,
             last_flush: Instant::now(),
             recount: Recount::new(),
-            wrote_before: false,
         };
         if let Some(record) = read_census(cache)? {
             census.take_shared(record);
@@ -263,15 +260,23 @@ impl Census {
         *pending = pending.plus(change);
     }
 
-    /// After a write: goes on with the recount if it is time (`room`: how
-    /// many more entries the handle's limits allow, as it sees the cache), and
-    /// reports pending changes if it is time.
+    /// After a write made at `written_at`: recounts the cache at once if the
+    /// count is stale ([`Census::recount_if_stale`]), goes on with the recount
+    /// pass if it is time (`room`: how many more entries the handle's limits
+    /// allow, as it sees the cache), and reports pending changes if it is time.
     ///
     /// # Errors
     /// An I/O error if a shard cannot be listed.
-    pub(crate) fn after_write(&mut self, cache: &CacheDir, room: u64) -> Result<()> {
-        if !std::mem::replace(&mut self.wrote_before, true) {
-            // Best effort, as the passes are: a failed one waits for the next stale check.
+    pub(crate) fn after_write(
+        &mut self,
+        cache: &CacheDir,
+        room: u64,
+        written_at: SystemTime,
+    ) -> Result<()> {
+        if count_is_stale(self.shared.reconciled_at, unix_ms(written_at)) {
+            // Best effort, as the passes are: a claim that fails is tried
+            // again at the next write; a pass that fails after its claim, an
+            // hour later.
             let _ = self.recount_if_stale(cache);
         }
         let known = Known {
@@ -314,14 +319,15 @@ impl Census {
         Ok(recounted.size)
     }
 
-    /// At the handle's first write: where the count is stale ([`count_is_stale`])
-    /// and at most [`STALE_RECOUNT_MAX_ENTRIES`], recounts the cache at once
-    /// and corrects the count, as [`Census::recount_now`] does — after
-    /// claiming the recount by dating the census file's last correction now,
-    /// under its lock, so that the handles that write at the same moment do
-    /// not all recount. No handle of a host that instantiates per request
-    /// writes long enough to recount in passes; this is how a drift there is
-    /// corrected (see the module docs of [`crate::bounded`]).
+    /// Where the count is stale ([`count_is_stale`]) and at most
+    /// [`STALE_RECOUNT_MAX_ENTRIES`], recounts the cache at once and corrects
+    /// the count, as [`Census::recount_now`] does — after claiming the
+    /// recount by dating the census file's last correction now, under its
+    /// lock, so that the handles that write at the same moment do not all
+    /// recount. No handle of a host that instantiates per request writes long
+    /// enough to recount in passes, nor does a handle that writes rarely;
+    /// this is how a drift there is corrected (see the module docs of
+    /// [`crate::bounded`]).
     ///
     /// # Errors
     /// As [`Census::recount_now`].
@@ -1128,13 +1134,17 @@ mod tests {
         }
         let room = 4 * ROOM_SHARE * MIN_WRITES_BETWEEN_PASSES;
         for _ in 0..3 * MIN_WRITES_BETWEEN_PASSES {
-            census.after_write(&cache, room).expect("after write");
+            census
+                .after_write(&cache, room, SystemTime::now())
+                .expect("after write");
         }
         assert_eq!(census.size().entries, 0, "no pass yet");
         // At the limit, passes are due every MIN_WRITES_BETWEEN_PASSES
         // writes: the first starts at once, and two in a row correct.
         for _ in 0..=MIN_WRITES_BETWEEN_PASSES {
-            census.after_write(&cache, 0).expect("after write");
+            census
+                .after_write(&cache, 0, SystemTime::now())
+                .expect("after write");
         }
         assert_eq!(census.size().entries, UNREPORTED as i64);
     }
@@ -1172,7 +1182,9 @@ mod tests {
             "{first} within 3 %"
         );
         while census.shared.extrapolated {
-            census.after_write(&cache, 0).expect("after write");
+            census
+                .after_write(&cache, 0, SystemTime::now())
+                .expect("after write");
             census.flush_now(&cache);
         }
         assert_eq!(census.size().entries, total);
@@ -1277,7 +1289,9 @@ mod tests {
             let census = &mut censuses[turn];
             churn.write(census, &format!("new {i}"));
             churn.evict(census, &mut sweeps[turn]);
-            census.after_write(&cache, 0).expect("after write");
+            census
+                .after_write(&cache, 0, SystemTime::now())
+                .expect("after write");
             if i % 16 < 2 {
                 // Reported often, as handles writing at this pace are.
                 census.flush_now(&cache);
@@ -1313,7 +1327,9 @@ mod tests {
         for i in 0..4 * MIN_WRITES_BETWEEN_PASSES as usize {
             churn.write(&mut census, &format!("new {i}"));
             churn.evict(&mut census, &mut sweep);
-            census.after_write(&cache, 0).expect("after write");
+            census
+                .after_write(&cache, 0, SystemTime::now())
+                .expect("after write");
         }
         let record = reported(&cache, &mut census);
         assert_eq!(
@@ -1350,7 +1366,9 @@ mod tests {
                 fs::remove_file(&oldest).expect("remove entry");
                 census.record(path_shard(&oldest), one.negated());
             }
-            census.after_write(&cache, 0).expect("after write");
+            census
+                .after_write(&cache, 0, SystemTime::now())
+                .expect("after write");
         }
         let record = reported(&cache, &mut census);
         assert_eq!(

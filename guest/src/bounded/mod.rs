@@ -105,14 +105,15 @@
 //!
 //! Passes come only to a handle that writes thousands of times; where every
 //! bounded handle writes a few times and goes (a host that instantiates per
-//! request) none would come. So a handle's first write checks the date of the
-//! count's last correction in the census file: a count neither corrected nor
-//! recounted whole for [`census::STALE_COUNT_AGE`] (an hour), and of at most
+//! request), or writes rarely, none would come for long. So each write
+//! checks the date of the count's last correction, as the census file last
+//! read holds it: a count neither corrected nor recounted whole for
+//! [`census::STALE_COUNT_AGE`] (an hour), and of at most
 //! [`census::STALE_RECOUNT_MAX_ENTRIES`] entries, is recounted at once in a
 //! whole pass, which corrects it as a recount the user asked for does. The
-//! handle first dates the count anew under the census lock, so that the
-//! handles writing at that moment do not all recount. A larger cache written
-//! only by such handles keeps its drift until `recount` runs.
+//! handle first dates the count anew under the census lock (checking its date
+//! again there), so that the handles writing at that moment do not all
+//! recount. A larger cache keeps such a drift until a pass or `recount`.
 //!
 //! # What is evicted
 //!
@@ -428,7 +429,7 @@ impl Evictor {
         );
         state.index.learn(written);
         let room = self.room(state.census.size_with_reservations());
-        let recounted = state.census.after_write(&self.cache, room);
+        let recounted = state.census.after_write(&self.cache, room, written.used);
         let removed = self.evict(&mut state);
         if state.census.unreported_growth_beyond_reservation() {
             // Nothing could be evicted for a write at a limit: its growth is
@@ -863,6 +864,17 @@ mod tests {
         fn on_disk(&self) -> u64 {
             self.unbounded.approx_size().expect("scan")
         }
+
+        /// Dates the count's last correction back past
+        /// [`census::STALE_COUNT_AGE`], as an hour without one would; the date.
+        fn make_the_count_stale(&self) -> u64 {
+            let dir = self.dir.path();
+            let mut census = crate::testing::census(dir).expect("a census");
+            census.reconciled_at = now_ms() - census::STALE_COUNT_AGE.as_millis() as u64 - 1;
+            let census_path = dir.join(crate::layout::CENSUS_FILE);
+            std::fs::write(&census_path, crate::format::encode_census(&census)).expect("age it");
+            census.reconciled_at
+        }
     }
 
     fn insert(store: &crate::FileStore, key: &str) {
@@ -919,21 +931,34 @@ mod tests {
             "a fresh count is not recounted"
         );
 
-        let dir = cache.dir.path();
-        let mut census = crate::testing::census(dir).expect("a census");
-        let stale_since = now_ms() - census::STALE_COUNT_AGE.as_millis() as u64 - 1;
-        census.reconciled_at = stale_since;
-        let census_path = dir.join(crate::layout::CENSUS_FILE);
-        std::fs::write(&census_path, crate::format::encode_census(&census)).expect("age it");
+        let stale_since = cache.make_the_count_stale();
         insert(&cache.open_bounded(), "stale count");
         assert_eq!(cache.on_disk(), LIMIT, "recounted, and the excess evicted");
-        let census = crate::testing::census(dir).expect("a census");
+        let census = crate::testing::census(cache.dir.path()).expect("a census");
         assert!(census.reconciled_at > stale_since, "dated anew");
         assert_eq!(census.entries, LIMIT as i64);
         // The next handle finds the count fresh: a drift now stays.
         (0..10).for_each(|i| insert(&cache.unbounded, &format!("v{i}")));
         insert(&cache.open_bounded(), "fresh again");
         assert_eq!(cache.on_disk(), LIMIT + 10);
+    }
+
+    /// A long-lived handle that writes rarely comes to a recount pass only
+    /// after thousands of writes: it too recounts a count it finds stale, at
+    /// the write after the report that shows it so.
+    #[test]
+    fn a_handle_that_writes_rarely_recounts_a_stale_count() {
+        const LIMIT: u64 = DriftedCache::LIMIT;
+        let cache = DriftedCache::new();
+        let handle = cache.open_bounded();
+        insert(&handle, "first");
+        assert_eq!(cache.on_disk(), LIMIT + DriftedCache::DRIFT);
+        cache.make_the_count_stale();
+        std::thread::sleep(FLUSH_AGE + Duration::from_millis(50));
+        insert(&handle, "reports, and reads the stale date");
+        assert_eq!(cache.on_disk(), LIMIT + DriftedCache::DRIFT);
+        insert(&handle, "finds the count stale");
+        assert_eq!(cache.on_disk(), LIMIT, "recounted, and the excess evicted");
     }
 
     #[test]

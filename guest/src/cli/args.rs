@@ -88,7 +88,7 @@ const COMMAND_HELP: &[(&str, &str)] = &[
     ),
     (
         "recount",
-        "usage: filecache-cli --dir DIR --max-entries N [--max-bytes N] recount\nCounts the entries, listing every shard, and prints the number. With the cache's limits,\nalso corrects the count its bounded handles share: they recount on their own after\nthousands of writes each, or at a first write that finds the count an hour old in a\ncache of up to 65 536 entries; where every writer is short-lived (a request, a command)\nand the cache is larger, run this now and then.\n",
+        "usage: filecache-cli --dir DIR --max-entries N [--max-bytes N] recount\nCounts the entries, listing every shard, and prints the number. With the cache's limits,\nalso corrects the count its bounded handles share: they recount on their own after\nthousands of writes each, or at a write that finds the count an hour old in a\ncache of up to 65 536 entries; where every writer is short-lived (a request, a command)\nand the cache is larger, run this now and then.\n",
     ),
     (
         "stats",
