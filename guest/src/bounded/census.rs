@@ -332,8 +332,8 @@ impl Census {
     /// # Errors
     /// As [`Census::recount_now`].
     fn recount_if_stale(&mut self, cache: &CacheDir) -> Result<()> {
-        if !count_is_stale(self.shared.reconciled_at, now_ms())
-            || self.size().entries > STALE_RECOUNT_MAX_ENTRIES
+        if self.size().entries > STALE_RECOUNT_MAX_ENTRIES
+            || !count_is_stale(self.shared.reconciled_at, now_ms())
         {
             return Ok(());
         }
