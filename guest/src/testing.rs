@@ -26,6 +26,8 @@ pub const TRUST_DIVISOR: u32 = crate::bounded::TRUST_DIVISOR;
 pub const MIN_WRITES_BETWEEN_PASSES: u64 = crate::bounded::MIN_WRITES_BETWEEN_PASSES;
 /// A bounded handle reports its changes at least this often while it writes.
 pub const FLUSH_AGE: Duration = crate::bounded::FLUSH_AGE;
+/// Age after which a bounded write recounts a count not corrected since.
+pub const STALE_COUNT_AGE: Duration = crate::bounded::STALE_COUNT_AGE;
 /// Entry lookups that find nothing in a shard per check of whether it was
 /// removed.
 pub const MISSES_PER_CHECK: u8 = crate::cache_dir::MISSES_PER_CHECK;
@@ -48,4 +50,15 @@ pub fn census(dir: &Path) -> Option<CensusRecord> {
     std::fs::read(dir.join(CENSUS_FILE))
         .ok()
         .and_then(|bytes| decode_census(&bytes))
+}
+
+/// Dates the last correction of the count in the census of the cache in
+/// `dir` back past [`STALE_COUNT_AGE`], as an hour without one would; the
+/// date written, or `None` if the cache has no census file.
+pub fn make_the_count_stale(dir: &Path) -> Option<u64> {
+    let mut census = census(dir)?;
+    let age = u64::try_from(STALE_COUNT_AGE.as_millis()).unwrap_or(u64::MAX);
+    census.reconciled_at = crate::options::now_ms().saturating_sub(age + 1);
+    std::fs::write(dir.join(CENSUS_FILE), encode_census(&census)).ok()?;
+    Some(census.reconciled_at)
 }

@@ -1546,10 +1546,7 @@ pub fn a_stale_count_is_recounted_by_the_next_write<B: Backend>(backend: &B) {
         "a fresh count is not recounted: the write evicted one entry for itself"
     );
 
-    let census_file = dir.path().join(filecache::testing::CENSUS_FILE);
-    let mut census = filecache::testing::census(dir.path()).expect("a census");
-    census.reconciled_at -= 2 * 3_600_000;
-    fs::write(&census_file, filecache::testing::encode_census(&census)).expect("age the census");
+    filecache::testing::make_the_count_stale(dir.path()).expect("a census, aged");
     let mut request = open_with(backend, dir.path(), &limited);
     insert_keys(&mut request, "request", 1..2, b"v");
     // A host that ends its process without closing the cache (the line

@@ -273,12 +273,9 @@ impl Census {
         room: u64,
         written_at: SystemTime,
     ) -> Result<()> {
-        if count_is_stale(self.shared.reconciled_at, unix_ms(written_at)) {
-            // Best effort, as the passes are: a claim that fails is tried
-            // again at the next write; a pass that fails after its claim, an
-            // hour later.
-            let _ = self.recount_if_stale(cache);
-        }
+        // Best effort, as the passes are: a claim that fails is tried again at
+        // the next write; a pass that fails after its claim, an hour later.
+        let _ = self.recount_if_stale(cache, unix_ms(written_at));
         let known = Known {
             reported: &self.shared,
             pending: &self.pending_by_shard,
@@ -308,6 +305,11 @@ impl Census {
         if let Some(record) = read_census(cache)? {
             self.take_shared(record);
         }
+        self.whole_pass_and_correction(cache)
+    }
+
+    /// [`Census::recount_now`] on the census file as last read.
+    fn whole_pass_and_correction(&mut self, cache: &CacheDir) -> Result<Size> {
         let with_bytes = self.counts_bytes();
         let known = Known {
             reported: &self.shared,
@@ -319,35 +321,35 @@ impl Census {
         Ok(recounted.size)
     }
 
-    /// Where the count is stale ([`count_is_stale`]) and at most
-    /// [`STALE_RECOUNT_MAX_ENTRIES`], recounts the cache at once and corrects
-    /// the count, as [`Census::recount_now`] does — after claiming the
-    /// recount by dating the census file's last correction now, under its
-    /// lock, so that the handles that write at the same moment do not all
-    /// recount. No handle of a host that instantiates per request writes long
-    /// enough to recount in passes, nor does a handle that writes rarely;
-    /// this is how a drift there is corrected (see the module docs of
-    /// [`crate::bounded`]).
+    /// Where the count, as last read, is stale at `now` (Unix ms; see
+    /// [`count_is_stale`]) and at most [`STALE_RECOUNT_MAX_ENTRIES`],
+    /// recounts the cache at once and corrects the count, as
+    /// [`Census::recount_now`] does — after claiming the recount by dating
+    /// the census file's last correction `now`, under its lock, so that the
+    /// handles that write at the same moment do not all recount. No handle
+    /// of a host that instantiates per request writes long enough to recount
+    /// in passes, nor does a handle that writes rarely; this is how a drift
+    /// there is corrected (see the module docs of [`crate::bounded`]).
     ///
     /// # Errors
     /// As [`Census::recount_now`].
-    fn recount_if_stale(&mut self, cache: &CacheDir) -> Result<()> {
-        if self.size().entries > STALE_RECOUNT_MAX_ENTRIES
-            || !count_is_stale(self.shared.reconciled_at, now_ms())
+    fn recount_if_stale(&mut self, cache: &CacheDir, now: u64) -> Result<()> {
+        if !count_is_stale(self.shared.reconciled_at, now)
+            || self.size().entries > STALE_RECOUNT_MAX_ENTRIES
         {
             return Ok(());
         }
         let mut claimed = false;
         self.update_file(cache, Hold::Keep, |record, pending| {
             add(record, pending);
-            let now = now_ms();
             if count_is_stale(record.reconciled_at, now) {
                 record.reconciled_at = now;
                 claimed = true;
             }
         })?;
         if claimed {
-            self.recount_now(cache)?;
+            // The claim has just read the file: the pass starts from it.
+            self.whole_pass_and_correction(cache)?;
         }
         Ok(())
     }

@@ -182,7 +182,7 @@ use crate::options::{Options, now_ms};
 use crate::platform::Dir;
 
 use census::Census;
-pub(crate) use census::FLUSH_AGE;
+pub(crate) use census::{FLUSH_AGE, STALE_COUNT_AGE};
 use recency::RecencyIndex;
 pub(crate) use recency::Record;
 pub(crate) use recount::MIN_WRITES_BETWEEN_PASSES;
@@ -865,15 +865,10 @@ mod tests {
             self.unbounded.approx_size().expect("scan")
         }
 
-        /// Dates the count's last correction back past
-        /// [`census::STALE_COUNT_AGE`], as an hour without one would; the date.
+        /// Dates the count's last correction back past [`STALE_COUNT_AGE`],
+        /// as an hour without one would; the date.
         fn make_the_count_stale(&self) -> u64 {
-            let dir = self.dir.path();
-            let mut census = crate::testing::census(dir).expect("a census");
-            census.reconciled_at = now_ms() - census::STALE_COUNT_AGE.as_millis() as u64 - 1;
-            let census_path = dir.join(crate::layout::CENSUS_FILE);
-            std::fs::write(&census_path, crate::format::encode_census(&census)).expect("age it");
-            census.reconciled_at
+            crate::testing::make_the_count_stale(self.dir.path()).expect("a census, aged")
         }
     }
 
